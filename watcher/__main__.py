@@ -1,0 +1,5 @@
+"""Allow ``python -m watcher``."""
+
+from watcher.cli import main
+
+main()

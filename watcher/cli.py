@@ -1,0 +1,380 @@
+"""Command line: the only place that turns errors into messages and exit codes.
+
+Exit codes: 0 ok, 1 a check failed, 2 usage, 75 a server unreachable (EX_TEMPFAIL), 78 config
+error (EX_CONFIG). Errors print one sentence on stderr, never a traceback (``-v`` adds one for
+unexpected bugs).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from functools import wraps
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+
+from watcher import __version__
+from watcher.config import Config, choose_config, load_config
+from watcher.errors import EX_CONFIG, WatcherError
+
+if TYPE_CHECKING:
+    from watcher.pipeline import Outcome
+    from watcher.rules import RulePack
+    from watcher.store import Store
+
+log = logging.getLogger("watcher")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _setup_logging(verbose: int, default: int) -> None:
+    level = logging.DEBUG if verbose else default
+    handler = logging.StreamHandler(sys.stderr)
+    # One line per event, no timestamp: journald and docker add their own.
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for noisy in ("imapclient", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"meta-watcher: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn WatcherError into one sentence on stderr and its exit code."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except WatcherError as exc:
+            _fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+
+    return wrapper  # type: ignore[return-value]
+
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file (default: $META_WATCHER_CONFIG, else the user config dir).",
+)
+verbose_option = click.option("-v", "--verbose", count=True, help="Log debug details.")
+
+
+def _load(config_path: Path | None) -> Config:
+    config = load_config(config_path)
+    if config.demo:
+        click.echo(
+            "meta-watcher: no config file found; using the bundled example mailbox "
+            f"and the demo database {config.database} (see README: Configuration)",
+            err=True,
+        )
+    return config
+
+
+def _open_store(config: Config, must_exist: bool = False) -> Store | None:
+    from watcher.store import Store
+
+    if must_exist and not config.database.exists():
+        return None
+    return Store.open(config.database, store_codes=config.store_codes)
+
+
+def _rules(config: Config) -> RulePack:
+    from watcher.rules import load_rules
+
+    return load_rules(config.rules_path, config.user_rules)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="meta-watcher")
+def main() -> None:
+    """Watch mailboxes for Meta's AI-training privacy mails and track your GDPR objections."""
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+@click.option(
+    "--db", type=click.Path(path_type=Path, dir_okay=False), help="Also record to this database."
+)
+@click.option(
+    "--trusted-authserv-id",
+    "trusted",
+    multiple=True,
+    help="Trust Authentication-Results from this server (repeatable; adds to the config).",
+)
+@config_option
+@verbose_option
+@handle_errors
+def scan(
+    paths: tuple[Path, ...],
+    as_json: bool,
+    db: Path | None,
+    trusted: tuple[str, ...],
+    config_path: Path | None,
+    verbose: int,
+) -> None:
+    """Classify local mail: .eml files, mbox files or Maildir folders.
+
+    Prints what each message is; verification codes are shown in full here, because you are
+    at the terminal. With --db the results are recorded like `run` does.
+    """
+    from watcher.mailfiles import read_source
+    from watcher.runner import RunReport, ingest, settings_of
+    from watcher.status import Transition
+    from watcher.store import Store
+
+    _setup_logging(verbose, logging.WARNING)
+    choice = choose_config(config_path)
+    config = load_config(config_path) if choice.path is not None else Config()
+    if trusted:
+        ids = tuple(dict.fromkeys(config.trusted_authserv_ids + trusted))
+        config = config.model_copy(update={"trusted_authserv_ids": ids})
+    pack = _rules(config)
+    settings = settings_of(config)
+
+    def show(outcome: Outcome, _added: list[Transition]) -> None:
+        key, match = outcome.key, outcome.match
+        source = key.identity if key.folder == "" else f"{key.identity}#{key.uid}"
+        if as_json:
+            click.echo(json.dumps(_scan_record(source, outcome), ensure_ascii=False))
+            return
+        fields = " ".join(f"{k}={v}" for k, v in outcome.fields.items())
+        flag = " SUSPICIOUS" if outcome.suspicious else ""
+        click.echo(
+            f"{source}: {match.kind}{flag} platform={match.platform or '-'} "
+            f"account={match.account or '-'} auth={outcome.verdict.result} "
+            f"rule={match.rule_id or '-'} {fields}".rstrip()
+        )
+
+    store = Store.open(db, store_codes=config.store_codes) if db is not None else None
+    try:
+        for path in paths:
+            messages = read_source(path)
+            if store is not None:
+                ingest(store, pack, settings, messages, RunReport(), on_recorded=show)
+            else:
+                from watcher.pipeline import process
+
+                for raw in messages:
+                    show(process(raw, pack, settings), [])
+    finally:
+        if store is not None:
+            store.close()
+
+
+def _scan_record(source: str, outcome: Outcome) -> dict[str, Any]:
+    match, msg = outcome.match, outcome.message
+    return {
+        "source": source,
+        "message_id": msg.message_id,
+        "kind": match.kind,
+        "platform": match.platform,
+        "account": match.account,
+        "language": match.language,
+        "authenticity": outcome.verdict.result,
+        "authenticity_reasons": list(outcome.verdict.reasons),
+        "suspicious": outcome.suspicious,
+        "rule": match.rule_id,
+        "fields": outcome.fields,
+        "error": msg.error,
+    }
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Process new mail once, then exit (for cron).")
+@config_option
+@verbose_option
+@handle_errors
+def run(once: bool, config_path: Path | None, verbose: int) -> None:
+    """Process new mail of every account and folder; keep polling unless --once."""
+    from watcher.errors import EX_UNAVAILABLE
+    from watcher.runner import run_once
+
+    _setup_logging(verbose, logging.INFO)
+    config = _load(config_path)
+    pack = _rules(config)
+    store = _open_store(config)
+    assert store is not None
+    try:
+        store.acquire_run_lock()
+        if not once:
+            from watcher.daemon import run_forever
+
+            run_forever(config, store, pack)
+            return
+        report = run_once(config, store, pack)
+    finally:
+        store.close()
+    click.echo(
+        f"processed {report.fetched} candidate message(s): {report.recorded} recorded, "
+        f"{report.duplicates} already known, {report.transitions} status change(s)",
+        err=True,
+    )
+    if report.errors:
+        sys.exit(EX_CONFIG if any("config" in e for e in report.errors) else EX_UNAVAILABLE)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="A JSON array of objects.")
+@config_option
+@verbose_option
+@handle_errors
+def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
+    """Show where each account's objection stands: one row per (platform, account)."""
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    store = _open_store(config, must_exist=True)
+    rows = [] if store is None else store.current_status()
+    if store is not None:
+        store.close()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "platform": r.platform,
+                        "account": r.account,
+                        "status": r.status,
+                        "since": r.since,
+                        "message_id": r.message_id,
+                    }
+                    for r in rows
+                ],
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return
+    if not rows:
+        click.echo("No objection status yet: no Meta privacy mail has been recorded.")
+        return
+    table = [("PLATFORM", "ACCOUNT", "STATUS", "SINCE", "SET BY")] + [
+        (r.platform, r.account, r.status, r.since[:10], _short(r.subject, 50)) for r in rows
+    ]
+    _print_table(table)
+
+
+@main.command(name="log")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@config_option
+@verbose_option
+@handle_errors
+def log_command(as_json: bool, config_path: Path | None, verbose: int) -> None:
+    """Show every status transition, oldest mail first."""
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    store = _open_store(config, must_exist=True)
+    rows = [] if store is None else store.transitions()
+    if store is not None:
+        store.close()
+    for r in rows:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "platform": r.platform,
+                        "account": r.account,
+                        "from": r.from_status,
+                        "to": r.to_status,
+                        "mail_date": r.mail_date,
+                        "recorded_at": r.recorded_at,
+                        "message_id": r.message_id,
+                        "rule": r.rule_id,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+    if not as_json:
+        if not rows:
+            click.echo("No status transitions recorded yet.")
+            return
+        table = [("MAIL DATE", "PLATFORM", "ACCOUNT", "FROM", "TO", "RULE")] + [
+            (
+                r.mail_date[:10],
+                r.platform,
+                r.account,
+                r.from_status or "-",
+                r.to_status,
+                r.rule_id or "-",
+            )
+            for r in rows
+        ]
+        _print_table(table)
+
+
+@main.command()
+@config_option
+@verbose_option
+@handle_errors
+def check(config_path: Path | None, verbose: int) -> None:
+    """Validate config and rules, log in to each account, and check its folders."""
+    from watcher import imap
+
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    problems: list[str] = []
+    pack = _rules(config)
+    click.echo(f"ok: rules {config.rules_path}: {len(pack.rules)} rules")
+    if not config.trusted_authserv_ids:
+        click.echo(
+            "warning: trusted_authserv_ids is empty: no mail can be verified, so no status "
+            "will change (name your mail server's authserv-id, see README)"
+        )
+    if config.trust_unauthenticated:
+        click.echo(
+            "warning: trust_unauthenticated is on: spoof protection is off for mail without a "
+            "trusted Authentication-Results header"
+        )
+    for account in config.accounts:
+        try:
+            client = imap.connect(account)
+        except WatcherError as exc:
+            problems.append(str(exc))
+            click.echo(f"FAIL: {exc}")
+            continue
+        try:
+            folders = imap.list_folders(client)
+            missing = [f for f in account.folders if f not in folders]
+            for folder in missing:
+                msg = f"account {account.name}: folder {folder!r} does not exist on {account.host}"
+                problems.append(msg)
+                click.echo(f"FAIL: {msg}")
+            click.echo(
+                f"ok: account {account.name}: logged in to {account.host}; "
+                f"{len(folders)} folders: {', '.join(folders[:20])}"
+            )
+        finally:
+            imap.logout(client)
+    for source in config.local:
+        from watcher.mailfiles import kind_of
+
+        try:
+            click.echo(f"ok: local source {source.name}: {kind_of(source.path)} {source.path}")
+        except WatcherError as exc:
+            problems.append(str(exc))
+            click.echo(f"FAIL: {exc}")
+    if problems:
+        sys.exit(1)
+
+
+def _short(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _print_table(rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

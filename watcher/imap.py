@@ -1,0 +1,273 @@
+"""The only module that speaks IMAP (through imapclient): connect, EXAMINE, search, bulk fetch.
+
+Read-only by construction: folders are opened with EXAMINE (RFC 9051 6.3.3) and messages
+fetched with ``BODY.PEEK[]`` (RFC 9051 6.4.5), which never sets ``\\Seen``; no STORE, COPY,
+MOVE, EXPUNGE or APPEND is ever sent.
+
+New mail is found by UID: a folder's cursor is (UIDVALIDITY, highest processed UID). The server
+narrows the new UIDs with ``UID SEARCH`` (sender and subject words from rules.yaml); only the
+hits are fetched, in batches. When the server refuses ``SEARCH CHARSET UTF-8``, the search is
+retried with the ASCII words only; when that fails too, the From and Subject headers of the
+new UIDs are fetched in bulk and the candidates picked here.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import LoginError as ImapLoginError
+
+from watcher.config import Account, is_loopback
+from watcher.errors import FolderError, LoginError, ServerError
+from watcher.pipeline import RawMessage, SourceKey
+from watcher.rules import RulePack
+
+log = logging.getLogger(__name__)
+
+FETCH_BATCH = 50
+# What a dropped connection, a timeout or a protocol error can raise mid-session.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError)
+_HEADER_FIELDS = b"BODY[HEADER.FIELDS (FROM SUBJECT)]"
+
+
+@dataclass(frozen=True)
+class SearchPlan:
+    """Server-side search words: ``from_words`` match the From header (display name or
+    address), ``subject_words`` the Subject. Built from rules.yaml by :func:`search_plan`."""
+
+    from_words: tuple[str, ...]
+    subject_words: tuple[str, ...]
+
+    def is_candidate(self, from_header: str, subject: str) -> bool:
+        """Client-side version of the search, for the header-fetch fallback."""
+        f, s = from_header.lower(), subject.lower()
+        return any(w.lower() in f for w in self.from_words) or any(
+            w.lower() in s for w in self.subject_words
+        )
+
+
+def search_plan(pack: RulePack) -> SearchPlan:
+    """Derive the search words: Meta's sender domains' names and the look-alike tokens of four
+    letters or more for From; ``search_subject_words`` for Subject. A word contained in another
+    is kept and the longer one dropped (IMAP SEARCH matches substrings)."""
+    words = {t for t in pack.lookalike_tokens if len(t) >= 4}
+    words |= {d.split(".")[-2] for d in pack.sender_domains if d.count(".") >= 1}
+    from_words = sorted(w for w in words if not any(o != w and o in w for o in words))
+    return SearchPlan(tuple(from_words), pack.search_subject_words)
+
+
+def _or_tree(terms: list[list[str]]) -> list[str]:
+    if len(terms) == 1:
+        return terms[0]
+    mid = len(terms) // 2
+    return ["OR", *_or_tree(terms[:mid]), *_or_tree(terms[mid:])]
+
+
+def _tls_context(account: Account) -> ssl.SSLContext:
+    # Verification is always on; a self-signed home server is trusted via ca_file.
+    ctx = ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "its TLS certificate is not trusted (set ca_file for a self-signed server)"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "it did not answer in time"
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or type(exc).__name__})"
+    return type(exc).__name__
+
+
+def connect(account: Account) -> IMAPClient:
+    """Connect and log in to *account*; return the client.
+
+    Raises ServerError (unreachable, TLS failure, protocol error) or LoginError (credentials
+    rejected), each one sentence naming the account and host, never the password.
+    """
+    where = f"account {account.name}: {account.host}:{account.effective_port}"
+    try:
+        client = IMAPClient(
+            account.host,
+            port=account.effective_port,
+            ssl=account.security == "tls",
+            ssl_context=_tls_context(account) if account.security == "tls" else None,
+            timeout=account.timeout_seconds,
+        )
+        if account.security == "starttls":
+            client.starttls(_tls_context(account))
+        elif account.security == "none" and not is_loopback(account.host):
+            raise ServerError(f"{where}: refusing to log in without TLS to a non-loopback host")
+    except ServerError:
+        raise
+    except (OSError, IMAPClientError) as exc:
+        raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
+    client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
+    password = account.password()
+    try:
+        client.login(account.username, password)
+    except ImapLoginError:
+        _quiet_logout(client)
+        raise LoginError(f"{where} rejected the login for {account.username}") from None
+    except (OSError, IMAPClientError) as exc:
+        _quiet_logout(client)
+        raise ServerError(f"{where}: login failed: {_describe(exc)}") from None
+    return client
+
+
+def _quiet_logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - best effort on a connection we are abandoning
+        client.shutdown()
+
+
+def logout(client: IMAPClient) -> None:
+    """Log out, ignoring a connection that is already gone."""
+    _quiet_logout(client)
+
+
+@dataclass(frozen=True)
+class FolderState:
+    """What EXAMINE told us: UIDVALIDITY, UIDNEXT (None when the server omits it), EXISTS."""
+
+    uidvalidity: int
+    uidnext: int | None
+    exists: int
+
+
+def examine(client: IMAPClient, account: Account, folder: str) -> FolderState:
+    """Open *folder* read-only (EXAMINE); raises FolderError when it does not exist."""
+    try:
+        info = client.select_folder(folder, readonly=True)
+    except IMAPClientError as exc:
+        text = str(exc).lower()
+        if "nonexistent" in text or "doesn't exist" in text or "not exist" in text:
+            raise FolderError(
+                f"account {account.name}: folder {folder!r} does not exist on {account.host}"
+            ) from None
+        raise ServerError(
+            f"account {account.name}: cannot open folder {folder!r} on {account.host}"
+        ) from None
+    uidvalidity = int(info[b"UIDVALIDITY"])
+    uidnext = info.get(b"UIDNEXT")
+    return FolderState(uidvalidity, int(uidnext) if uidnext else None, int(info.get(b"EXISTS", 0)))
+
+
+def list_folders(client: IMAPClient) -> list[str]:
+    """Return the names of every folder the account can see (for ``check``)."""
+    return [str(name) for _flags, _delim, name in client.list_folders()]
+
+
+def _search(client: IMAPClient, plan: SearchPlan, start: int) -> list[int] | None:
+    terms = [["FROM", w] for w in plan.from_words] + [["SUBJECT", w] for w in plan.subject_words]
+    utf8_terms = terms
+    ascii_terms = [t for t in terms if t[1].isascii()]
+    for charset, chosen in (("UTF-8", utf8_terms), (None, ascii_terms)):
+        if charset is None and chosen == utf8_terms:
+            continue  # nothing non-ASCII to drop: the same search would fail the same way
+        criteria: list[Any] = ["UID", f"{start}:*", *_or_tree(chosen)]
+        try:
+            found = client.search(criteria, charset=charset)
+        except IMAPClientError as exc:
+            log.warning(
+                "server refused SEARCH%s (%s); trying a simpler search",
+                f" CHARSET {charset}" if charset else "",
+                str(exc)[:120],
+            )
+            continue
+        return sorted(int(uid) for uid in found if int(uid) >= start)
+    return None
+
+
+def _header_candidates(client: IMAPClient, plan: SearchPlan, start: int) -> list[int]:
+    from watcher.message import parse  # only the fallback needs header parsing
+
+    response = client.fetch(f"{start}:*", ["BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]"])
+    out = []
+    for uid, data in response.items():
+        if int(uid) < start:
+            continue
+        header = parse(bytes(data.get(_HEADER_FIELDS, b"")))
+        from_header = f"{header.from_name} <{header.from_addr}>"
+        if plan.is_candidate(from_header, header.subject):
+            out.append(int(uid))
+    return sorted(out)
+
+
+def candidate_uids(client: IMAPClient, plan: SearchPlan, start: int) -> list[int]:
+    """Return the UIDs >= *start* that may be Meta mail or a look-alike, ascending.
+
+    ``UID n:*`` always returns the folder's last message even when it is below n (RFC 9051
+    6.4.4), so results are filtered client-side.
+    """
+    found = _search(client, plan, start)
+    if found is None:
+        log.warning("falling back to fetching From/Subject headers of new messages")
+        found = _header_candidates(client, plan, start)
+    return found
+
+
+def highest_uid(client: IMAPClient, state: FolderState, start: int) -> int:
+    """Return the highest UID now in the folder (UIDNEXT-1, or searched when UIDNEXT is
+    missing); 0 for an empty folder."""
+    if state.uidnext is not None:
+        return state.uidnext - 1
+    if state.exists == 0:
+        return 0
+    found = client.search(["UID", f"{max(start, 1)}:*"])
+    return max((int(u) for u in found), default=0)
+
+
+def _aware(value: object) -> datetime | None:
+    if not isinstance(value, datetime):
+        return None
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def fetch_messages(
+    client: IMAPClient,
+    key_for: Callable[[int], SourceKey],
+    uids: list[int],
+    max_bytes: int,
+) -> Iterator[RawMessage]:
+    """Fetch *uids* in batches of FETCH_BATCH with ``BODY.PEEK[]``; yield them in UID order.
+
+    A message larger than *max_bytes* is fetched as headers only (``BODY.PEEK[HEADER]``) and
+    recorded as too large by the parser.
+    """
+    for offset in range(0, len(uids), FETCH_BATCH):
+        batch = uids[offset : offset + FETCH_BATCH]
+        sizes = client.fetch(batch, ["RFC822.SIZE"])
+        small = [u for u in batch if int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) <= max_bytes]
+        large = [u for u in batch if u not in small]
+        fetched: dict[int, RawMessage] = {}
+        for part, chosen in ((b"BODY[]", small), (b"BODY[HEADER]", large)):
+            if not chosen:
+                continue
+            items = client.fetch(chosen, [f"BODY.PEEK[{part[5:-1].decode()}]", "INTERNALDATE"])
+            for uid, item in items.items():
+                fetched[int(uid)] = RawMessage(
+                    key_for(int(uid)),
+                    bytes(item.get(part) or b""),
+                    _aware(item.get(b"INTERNALDATE")),
+                    size=int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)) or None,
+                )
+        for uid in batch:
+            if uid in fetched:
+                yield fetched[uid]
+            else:
+                log.warning("%s vanished before it could be fetched", key_for(uid).label())

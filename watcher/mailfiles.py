@@ -1,0 +1,82 @@
+"""Local mail sources: a single ``.eml`` file, an mbox file, or a Maildir folder.
+
+Read with the standard ``mailbox`` package; nothing is ever written back. Each message becomes a
+:class:`RawMessage` whose key is (source name, path, item, 0, index): ``item`` is the Maildir
+key or ``#N`` for the N-th message of an mbox (1-based), so a file moved between ``new`` and
+``cur`` or re-read later is recognised again.
+"""
+
+from __future__ import annotations
+
+import logging
+import mailbox
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from watcher.errors import ConfigError
+from watcher.pipeline import RawMessage, SourceKey
+
+log = logging.getLogger(__name__)
+
+
+def kind_of(path: Path) -> str:
+    """Return ``maildir``, ``mbox`` or ``eml`` for *path*; raises ConfigError if unreadable."""
+    if path.is_dir():
+        if any((path / sub).is_dir() for sub in ("cur", "new")):
+            return "maildir"
+        raise ConfigError(f"{path} is a folder but not a Maildir (no cur/ or new/ inside)")
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(5)
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+    return "mbox" if head == b"From " else "eml"
+
+
+def _mtime(path: Path) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(path.stat().st_mtime, UTC)
+    except OSError:
+        return None
+
+
+def read_source(path: Path, source: str = "scan") -> Iterator[RawMessage]:
+    """Yield every message in the ``.eml``, mbox or Maildir at *path*, in a stable order.
+
+    Raises ConfigError when *path* is missing or not mail. A single unreadable message in a
+    Maildir is logged and skipped; the rest are read.
+    """
+    kind = kind_of(path)
+    identity = str(path.resolve())
+    if kind == "eml":
+        yield RawMessage(SourceKey(source, identity, "", 0, 1), path.read_bytes(), _mtime(path))
+        return
+    if kind == "mbox":
+        box = mailbox.mbox(path, create=False)
+        for index, key in enumerate(box.iterkeys(), start=1):
+            yield RawMessage(SourceKey(source, identity, f"#{index}", 0, index), box.get_bytes(key))
+        return
+    yield from _read_maildir(path, source, identity)
+
+
+def _read_maildir(path: Path, source: str, identity: str) -> Iterator[RawMessage]:
+    # Listed by hand rather than with mailbox.Maildir: that class fails when tmp/ or new/ is
+    # missing (common in exports and git checkouts) and treats dotfiles as messages.
+    files: dict[str, Path] = {}
+    for sub in ("new", "cur"):
+        folder = path / sub
+        if folder.is_dir():
+            for file in folder.iterdir():
+                if file.is_file() and not file.name.startswith("."):
+                    files.setdefault(file.name.split(":", 1)[0], file)
+    for index, key in enumerate(sorted(files), start=1):
+        file = files[key]
+        try:
+            raw = file.read_bytes()
+        except OSError as exc:
+            log.warning("Maildir %s: message %s cannot be read (%s)", path, key, type(exc).__name__)
+            continue
+        yield RawMessage(SourceKey(source, identity, key, 0, index), raw, _mtime(file))

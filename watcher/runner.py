@@ -1,0 +1,206 @@
+"""One pass over every configured source: fetch new mail, process it, record it.
+
+This is where the flow is wired together: source (imap, mailfiles) -> process (pipeline) ->
+store. Each message is recorded with its cursor move in one transaction; a failing account or
+local source is logged in one sentence and the others go on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from watcher.config import Account, Config, LocalSource
+from watcher.errors import ServerError, WatcherError
+from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, mask_code, process
+from watcher.rules import RulePack
+from watcher.status import Transition
+from watcher.store import Cursor, Store
+
+log = logging.getLogger(__name__)
+
+OnRecorded = Callable[[Outcome, list[Transition]], None]
+
+
+@dataclass
+class RunReport:
+    """Counts for one pass: messages fetched, recorded, skipped as already seen; errors are
+    one sentence each."""
+
+    fetched: int = 0
+    recorded: int = 0
+    duplicates: int = 0
+    transitions: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def settings_of(config: Config) -> Settings:
+    """The subset of *config* the pure middle needs."""
+    return Settings(
+        trusted_authserv_ids=config.trusted_authserv_ids,
+        trust_unauthenticated=config.trust_unauthenticated,
+        max_message_bytes=config.max_message_bytes,
+    )
+
+
+def describe(outcome: Outcome) -> str:
+    """One log line about *outcome*: kind, rule, account, authenticity; codes masked."""
+    match = outcome.match
+    parts = [outcome.key.label(), match.kind]
+    if match.rule_id:
+        parts.append(f"rule={match.rule_id}")
+    if match.platform:
+        parts.append(f"{match.platform}:{match.account}")
+    parts.append(f"auth={outcome.verdict.result}")
+    if outcome.suspicious:
+        parts.append("SUSPICIOUS (" + "; ".join(outcome.verdict.reasons) + ")")
+    for name, value in outcome.fields.items():
+        parts.append(f"{name}={mask_code(value) if name == 'code' else value}")
+    if outcome.message.error:
+        parts.append(f"error={outcome.message.error}")
+    return " ".join(parts)
+
+
+def ingest(
+    store: Store,
+    pack: RulePack,
+    settings: Settings,
+    messages: Iterable[RawMessage],
+    report: RunReport,
+    cursor_for: Callable[[RawMessage], Cursor | None] = lambda _raw: None,
+    on_recorded: OnRecorded | None = None,
+) -> None:
+    """Process and record each of *messages* in order, skipping mail the account already has
+    (same Message-ID or content). *cursor_for* gives the cursor to commit with each message."""
+    for raw in messages:
+        report.fetched += 1
+        outcome = process(raw, pack, settings)
+        cursor = cursor_for(raw)
+        if outcome.worth_recording and store.already_recorded(
+            raw.key.identity, outcome.message.message_id, outcome.message.sha256
+        ):
+            report.duplicates += 1
+            log.debug("%s already recorded (same Message-ID or content)", raw.key.label())
+            if cursor is not None:
+                store.move_cursor(raw.key.identity, raw.key.folder, cursor)
+            continue
+        added = store.record(outcome, cursor)
+        if outcome.worth_recording:
+            report.recorded += 1
+            log.info("%s", describe(outcome))
+        for transition in added:
+            report.transitions += 1
+            log.info(
+                "status %s:%s %s -> %s (mail of %s)",
+                outcome.match.platform,
+                outcome.match.account,
+                transition.from_status or "(none)",
+                transition.to_status,
+                transition.event.mail_at.date().isoformat(),
+            )
+        if on_recorded is not None:
+            on_recorded(outcome, added)
+
+
+def poll_account(
+    account: Account,
+    store: Store,
+    pack: RulePack,
+    settings: Settings,
+    report: RunReport,
+    on_recorded: OnRecorded | None = None,
+) -> None:
+    """Process new mail in every folder of *account*; raises WatcherError for the account."""
+    from watcher import imap  # imapclient is imported only when an account is polled
+
+    plan = imap.search_plan(pack)
+    client = imap.connect(account)
+    try:
+        for folder in account.folders:
+            state = imap.examine(client, account, folder)
+            cursor = store.cursor(account.identity, folder)
+            if cursor is None or cursor.uidvalidity != state.uidvalidity:
+                if cursor is not None:
+                    log.warning(
+                        "account %s folder %s: UIDVALIDITY changed (%d -> %d); rescanning, "
+                        "mail already recorded is recognised by Message-ID",
+                        account.name,
+                        folder,
+                        cursor.uidvalidity,
+                        state.uidvalidity,
+                    )
+                start = 1
+            else:
+                start = cursor.last_uid + 1
+            if state.uidnext is not None and start >= state.uidnext:
+                continue  # nothing new
+            highest = imap.highest_uid(client, state, start)
+            if highest < start:
+                continue
+            uids = imap.candidate_uids(client, plan, start)
+            uidvalidity = state.uidvalidity
+
+            def key_for(uid: int, folder: str = folder, uv: int = uidvalidity) -> SourceKey:
+                return SourceKey(account.name, account.identity, folder, uv, uid)
+
+            ingest(
+                store,
+                pack,
+                settings,
+                imap.fetch_messages(client, key_for, uids, settings.max_message_bytes),
+                report,
+                cursor_for=lambda raw: Cursor(raw.key.uidvalidity, raw.key.uid),
+                on_recorded=on_recorded,
+            )
+            store.move_cursor(account.identity, folder, Cursor(uidvalidity, highest))
+    except imap.CONNECTION_ERRORS as exc:
+        raise ServerError(
+            f"account {account.name}: connection to {account.host} failed during the poll "
+            f"({type(exc).__name__}); what was recorded stays recorded"
+        ) from None
+    finally:
+        imap.logout(client)
+
+
+def poll_local(
+    source: LocalSource,
+    store: Store,
+    pack: RulePack,
+    settings: Settings,
+    report: RunReport,
+    on_recorded: OnRecorded | None = None,
+) -> None:
+    """Process every message of a local Maildir/mbox/.eml source not recorded yet."""
+    from watcher.mailfiles import read_source
+
+    ingest(
+        store,
+        pack,
+        settings,
+        read_source(source.path, source.name),
+        report,
+        on_recorded=on_recorded,
+    )
+
+
+def run_once(
+    config: Config, store: Store, pack: RulePack, on_recorded: OnRecorded | None = None
+) -> RunReport:
+    """Poll every account and local source once. A source that fails adds one sentence to
+    ``errors`` and is logged; the others still run."""
+    report = RunReport()
+    settings = settings_of(config)
+    for account in config.accounts:
+        try:
+            poll_account(account, store, pack, settings, report, on_recorded)
+        except WatcherError as exc:
+            report.errors.append(str(exc))
+            log.error("%s", exc)
+    for source in config.local:
+        try:
+            poll_local(source, store, pack, settings, report, on_recorded)
+        except WatcherError as exc:
+            report.errors.append(str(exc))
+            log.error("%s", exc)
+    return report

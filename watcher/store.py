@@ -1,0 +1,418 @@
+"""The SQLite log: the only module with SQL. Migrations, recording, cursors, queries.
+
+One file, STRICT tables, WAL, versioned migrations (``PRAGMA user_version``). Times are ISO 8601
+UTC strings. A message, the transitions it causes and the cursor move commit in one
+transaction, so a crash at any point leaves either all of it or none of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from watcher.errors import LockedError, StoreError
+from watcher.pipeline import Outcome, mask_code
+from watcher.status import Event, Transition, replay
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the main job's log.
+    """
+    CREATE TABLE messages (
+        id            INTEGER PRIMARY KEY,
+        source        TEXT    NOT NULL,  -- account or local source name from the config
+        identity      TEXT    NOT NULL,  -- user@host for IMAP, the path for local mail
+        folder        TEXT    NOT NULL,
+        uidvalidity   INTEGER NOT NULL,
+        uid           INTEGER NOT NULL,
+        message_id    TEXT,
+        sha256        TEXT    NOT NULL,
+        mail_date     TEXT,              -- Date header, else INTERNALDATE (date_source)
+        date_source   TEXT    NOT NULL,
+        sender        TEXT    NOT NULL,
+        subject       TEXT    NOT NULL,
+        kind          TEXT    NOT NULL,
+        platform      TEXT,
+        account       TEXT,
+        language      TEXT,
+        authenticity  TEXT    NOT NULL CHECK (authenticity IN ('pass', 'fail', 'none')),
+        auth_reasons  TEXT    NOT NULL,  -- JSON array of plain sentences
+        authserv_id   TEXT,
+        suspicious    INTEGER NOT NULL CHECK (suspicious IN (0, 1)),
+        counted       INTEGER NOT NULL CHECK (counted IN (0, 1)),
+        rule_id       TEXT,
+        fields        TEXT    NOT NULL,  -- JSON object; codes masked unless store_codes
+        error         TEXT,
+        processed_at  TEXT    NOT NULL,
+        UNIQUE (identity, folder, uidvalidity, uid)
+    ) STRICT;
+    CREATE INDEX messages_by_message_id ON messages (identity, message_id);
+    CREATE INDEX messages_by_sha256 ON messages (identity, sha256);
+    CREATE INDEX messages_counted ON messages (platform, account) WHERE counted = 1;
+
+    CREATE TABLE transitions (
+        id           INTEGER PRIMARY KEY,
+        platform     TEXT    NOT NULL,
+        account      TEXT    NOT NULL,
+        seq          INTEGER NOT NULL,   -- position in the account's replayed history
+        from_status  TEXT,
+        to_status    TEXT    NOT NULL,
+        mail_date    TEXT    NOT NULL,   -- date of the mail that caused it
+        recorded_at  TEXT    NOT NULL,
+        message_ref  INTEGER NOT NULL REFERENCES messages (id),
+        rule_id      TEXT,
+        UNIQUE (platform, account, seq)
+    ) STRICT;
+
+    CREATE TABLE cursors (
+        identity     TEXT    NOT NULL,
+        folder       TEXT    NOT NULL,
+        uidvalidity  INTEGER NOT NULL,
+        last_uid     INTEGER NOT NULL,   -- highest UID processed (0: none yet)
+        updated_at   TEXT    NOT NULL,
+        PRIMARY KEY (identity, folder)
+    ) STRICT;
+
+    CREATE VIEW current_status AS
+        SELECT t.platform, t.account, t.to_status AS status, t.mail_date AS since,
+               m.message_id, m.subject, t.rule_id
+        FROM transitions t JOIN messages m ON m.id = t.message_ref
+        WHERE t.seq = (SELECT max(seq) FROM transitions x
+                       WHERE x.platform = t.platform AND x.account = t.account);
+    """,
+)
+
+
+def utc_now() -> datetime:
+    """The current time as an aware UTC datetime (the one clock the store uses)."""
+    return datetime.now(UTC)
+
+
+def iso(value: datetime | None) -> str | None:
+    """Format an aware datetime as ISO 8601 UTC with a ``Z``-free ``+00:00`` offset."""
+    return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a folder has been processed: (UIDVALIDITY, highest processed UID)."""
+
+    uidvalidity: int
+    last_uid: int
+
+
+@dataclass(frozen=True)
+class StatusRow:
+    """One row of ``current_status``."""
+
+    platform: str
+    account: str
+    status: str
+    since: str
+    message_id: str | None
+    subject: str
+    rule_id: str | None
+
+
+@dataclass(frozen=True)
+class TransitionRow:
+    """One row of ``transitions`` with the causing mail's Message-ID and subject."""
+
+    platform: str
+    account: str
+    from_status: str | None
+    to_status: str
+    mail_date: str
+    recorded_at: str
+    message_id: str | None
+    subject: str
+    rule_id: str | None
+
+
+class Store:
+    """An open SQLite log. Use :meth:`open`; close with :meth:`close` or ``with``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path, store_codes: bool) -> None:
+        self._conn = conn
+        self.path = path
+        self._store_codes = store_codes
+        self._lock_fd: int | None = None
+
+    @classmethod
+    def open(cls, path: Path, store_codes: bool = False) -> Store:
+        """Open (creating 0600 if needed) and migrate the database at *path*.
+
+        Raises StoreError with the path when it cannot be created, opened or migrated.
+        """
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if not path.exists():
+                # Create it 0600 before SQLite does: the log names the user's accounts.
+                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            store = cls(conn, path, store_codes)
+            store._migrate()
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"database {path} cannot be opened: {exc}") from None
+        return store
+
+    def close(self) -> None:
+        """Release the run lock (if held) and close the connection."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        version = int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        if version > len(MIGRATIONS):
+            raise StoreError(
+                f"database {self.path} was written by a newer meta-watcher "
+                f"(schema {version}, this one knows {len(MIGRATIONS)})"
+            )
+        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+            with self.transaction():
+                for statement in _statements(script):
+                    self._conn.execute(statement)
+                self._conn.execute(f"PRAGMA user_version = {number}")
+            log.info("database %s migrated to schema %d", self.path, number)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on any exception."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._conn
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def acquire_run_lock(self) -> None:
+        """Take the exclusive run lock (``<db>.lock``) so two watchers never process mail at
+        once; raises LockedError when another process holds it."""
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        fd = os.open(lock_path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise LockedError(
+                f"another meta-watcher is already processing mail into {self.path}"
+            ) from None
+        self._lock_fd = fd
+
+    # ------------------------------------------------------------------ cursors
+
+    def cursor(self, identity: str, folder: str) -> Cursor | None:
+        """Return the folder's cursor, or None when it was never processed."""
+        row = self._conn.execute(
+            "SELECT uidvalidity, last_uid FROM cursors WHERE identity = ? AND folder = ?",
+            (identity, folder),
+        ).fetchone()
+        return Cursor(row[0], row[1]) if row else None
+
+    def _set_cursor(self, identity: str, folder: str, cursor: Cursor) -> None:
+        self._conn.execute(
+            "INSERT INTO cursors (identity, folder, uidvalidity, last_uid, updated_at) "
+            "VALUES (?, ?, ?, ?, ?) ON CONFLICT (identity, folder) DO UPDATE SET "
+            "uidvalidity = excluded.uidvalidity, last_uid = excluded.last_uid, "
+            "updated_at = excluded.updated_at",
+            (identity, folder, cursor.uidvalidity, cursor.last_uid, iso(utc_now())),
+        )
+
+    def move_cursor(self, identity: str, folder: str, cursor: Cursor) -> None:
+        """Record that every UID up to ``cursor.last_uid`` has been processed."""
+        with self.transaction():
+            self._set_cursor(identity, folder, cursor)
+
+    # ------------------------------------------------------------------ messages
+
+    def already_recorded(self, identity: str, message_id: str | None, sha256: str) -> bool:
+        """True when this account already has this mail: same Message-ID, else same content
+        hash (a re-upload, a copy in another folder, or a rescan after UIDVALIDITY changed)."""
+        if message_id:
+            sql = "SELECT 1 FROM messages WHERE identity = ? AND message_id = ? LIMIT 1"
+            if self._conn.execute(sql, (identity, message_id)).fetchone():
+                return True
+        sql = "SELECT 1 FROM messages WHERE identity = ? AND sha256 = ? LIMIT 1"
+        return self._conn.execute(sql, (identity, sha256)).fetchone() is not None
+
+    def record(self, outcome: Outcome, cursor: Cursor | None = None) -> list[Transition]:
+        """Record *outcome* (when worth keeping), replay its account, move the cursor: one
+        transaction. Returns the transitions added. Raises StoreError on a database error."""
+        key = outcome.key
+        try:
+            with self.transaction():
+                added: list[Transition] = []
+                if outcome.worth_recording:
+                    ref = self._insert_message(outcome)
+                    if ref is not None and outcome.counted:
+                        match = outcome.match
+                        assert match.platform is not None
+                        assert match.account is not None
+                        added = self._replay_account(match.platform, match.account)
+                if cursor is not None:
+                    self._set_cursor(key.identity, key.folder, cursor)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot record {key.label()}: {exc}") from None
+        return added
+
+    def _insert_message(self, outcome: Outcome) -> int | None:
+        key, msg, match, verdict = outcome.key, outcome.message, outcome.match, outcome.verdict
+        fields = dict(outcome.fields)
+        if "code" in fields and not self._store_codes:
+            fields["code"] = mask_code(fields["code"])
+        sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
+        cur = self._conn.execute(
+            "INSERT INTO messages (source, identity, folder, uidvalidity, uid, message_id, "
+            "sha256, mail_date, date_source, sender, subject, kind, platform, account, "
+            "language, authenticity, auth_reasons, authserv_id, suspicious, counted, rule_id, "
+            "fields, error, processed_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            "ON CONFLICT (identity, folder, uidvalidity, uid) DO NOTHING",
+            (
+                key.source,
+                key.identity,
+                key.folder,
+                key.uidvalidity,
+                key.uid,
+                msg.message_id,
+                msg.sha256,
+                iso(outcome.mail_at),
+                outcome.date_source,
+                sender,
+                msg.subject,
+                match.kind,
+                match.platform,
+                match.account,
+                match.language,
+                outcome.verdict.result,
+                json.dumps(list(verdict.reasons), ensure_ascii=False),
+                verdict.authserv_id,
+                int(outcome.suspicious),
+                int(outcome.counted),
+                match.rule_id,
+                json.dumps(fields, ensure_ascii=False, sort_keys=True),
+                msg.error,
+                iso(utc_now()),
+            ),
+        )
+        return cur.lastrowid if cur.rowcount == 1 else None
+
+    def _replay_account(self, platform: str, account: str) -> list[Transition]:
+        rows = self._conn.execute(
+            "SELECT id, kind, mail_date, processed_at, rule_id, coalesce(message_id, sha256) "
+            "FROM messages WHERE counted = 1 AND platform = ? AND account = ?",
+            (platform, account),
+        ).fetchall()
+        events = [
+            Event(
+                ref=row[0],
+                kind=row[1],
+                mail_at=datetime.fromisoformat(row[2] or row[3]),
+                rule_id=row[4],
+                message_key=row[5],
+            )
+            for row in rows
+        ]
+        new = replay(events)
+        old = self._conn.execute(
+            "SELECT seq, from_status, to_status, message_ref FROM transitions "
+            "WHERE platform = ? AND account = ? ORDER BY seq",
+            (platform, account),
+        ).fetchall()
+        # Keep the common prefix; a mail older than the newest rewrites history after it.
+        keep = 0
+        for row, transition in zip(old, new, strict=False):
+            same = (row[1], row[2], row[3]) == (
+                transition.from_status,
+                transition.to_status,
+                transition.event.ref,
+            )
+            if not same:
+                break
+            keep += 1
+        self._conn.execute(
+            "DELETE FROM transitions WHERE platform = ? AND account = ? AND seq >= ?",
+            (platform, account, keep),
+        )
+        now = iso(utc_now())
+        for transition in new[keep:]:
+            self._conn.execute(
+                "INSERT INTO transitions (platform, account, seq, from_status, to_status, "
+                "mail_date, recorded_at, message_ref, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    platform,
+                    account,
+                    transition.seq,
+                    transition.from_status,
+                    transition.to_status,
+                    iso(transition.event.mail_at),
+                    now,
+                    transition.event.ref,
+                    transition.event.rule_id,
+                ),
+            )
+        return new[keep:]
+
+    # ------------------------------------------------------------------ queries
+
+    def current_status(self) -> list[StatusRow]:
+        """Every (platform, account) with its current status, ordered by account."""
+        rows = self._conn.execute(
+            "SELECT platform, account, status, since, message_id, subject, rule_id "
+            "FROM current_status ORDER BY account, platform"
+        ).fetchall()
+        return [StatusRow(*row) for row in rows]
+
+    def transitions(self) -> list[TransitionRow]:
+        """Every transition, oldest mail first."""
+        rows = self._conn.execute(
+            "SELECT t.platform, t.account, t.from_status, t.to_status, t.mail_date, "
+            "t.recorded_at, m.message_id, m.subject, t.rule_id "
+            "FROM transitions t JOIN messages m ON m.id = t.message_ref "
+            "ORDER BY t.mail_date, t.account, t.platform, t.seq"
+        ).fetchall()
+        return [TransitionRow(*row) for row in rows]
+
+    def count(self, table: str) -> int:
+        """Number of rows in *table* (messages, transitions or cursors)."""
+        if table not in ("messages", "transitions", "cursors"):
+            raise ValueError(table)
+        return int(self._conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])  # noqa: S608
+
+    def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
+        """Run a read-only query (tests and reports)."""
+        return list(self._conn.execute(sql, params).fetchall())
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    buf = ""
+    for line in script.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            out.append(buf.strip())
+            buf = ""
+    return [s for s in out if s.strip(" ;\n")]
