@@ -238,6 +238,7 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
     config = _load(config_path)
     store = _open_store(config, must_exist=True)
     rows = [] if store is None else store.current_status()
+    attention = {} if store is None else store.needs_attention()
     if store is not None:
         store.close()
     if as_json:
@@ -265,6 +266,14 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
         (r.platform, r.account, r.status, r.since[:10], _short(r.subject, 50)) for r in rows
     ]
     _print_table(table)
+    notes = {
+        "suspicious": "look-alike mail(s) that failed authentication (never counted)",
+        "unrecognized": "Meta privacy mail(s) no rule recognised",
+        "error": "mail(s) that could not be parsed",
+    }
+    for key, count in attention.items():
+        if count:
+            click.echo(f"note: {count} {notes[key]}; see README, 'The SQLite log'")
 
 
 @main.command(name="log")

@@ -396,6 +396,16 @@ class Store:
         ).fetchall()
         return [TransitionRow(*row) for row in rows]
 
+    def needs_attention(self) -> dict[str, int]:
+        """Counts of recorded mail a person should look at: ``suspicious`` look-alikes,
+        ``unrecognized`` Meta privacy mail, and mail with a parse ``error``."""
+        row = self._conn.execute(
+            "SELECT coalesce(sum(suspicious), 0), "
+            "coalesce(sum(kind = 'unrecognized' AND suspicious = 0), 0), "
+            "coalesce(sum(error IS NOT NULL), 0) FROM messages"
+        ).fetchone()
+        return {"suspicious": row[0], "unrecognized": row[1], "error": row[2]}
+
     def count(self, table: str) -> int:
         """Number of rows in *table* (messages, transitions or cursors)."""
         if table not in ("messages", "transitions", "cursors"):
