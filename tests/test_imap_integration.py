@@ -13,7 +13,6 @@ from typing import Any
 import pytest
 import yaml
 from dovecot import DovecotServer
-
 from test_corpus import CORPUS, MANIFEST
 
 ARRIVED_AT = datetime(2024, 6, 5, 9, 0, tzinfo=UTC)
@@ -221,7 +220,8 @@ def test_unreachable_server_exits_75_and_check_names_the_problem(
         ("accounts: [{name: a, host: imap.example.org, username: u}]", "accounts[0]: Value"),
         ("poll_interval: soon", "poll_interval"),
         (
-            "accounts: [{name: a, host: imap.example.org, username: u, password_env: X, security: none}]",
+            "accounts: [{name: a, host: imap.example.org, username: u, password_env: X, "
+            "security: none}]",
             "only allowed for a loopback host",
         ),
         ("bogus_key: 1", "bogus_key: unknown key"),

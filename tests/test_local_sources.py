@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from test_corpus import CORPUS, MANIFEST
+
 from watcher.errors import ConfigError
 from watcher.mailfiles import kind_of, read_source
 
@@ -100,11 +100,14 @@ def test_demo_mode_runs_on_the_bundled_example_mailbox(tmp_path: Path) -> None:
     assert "bundled example mailbox" in first.stderr
     assert (tmp_path / "data" / "meta-watcher" / "demo.sqlite3").exists()
     table = run_cli("status", env=env).stdout
-    assert "accepted" in table and "rejected" in table and "code_received" in table
+    assert "accepted" in table
+    assert "rejected" in table
+    assert "code_received" in table
     again = run_cli("run", "--once", env=env)
     assert "0 recorded" in again.stderr
     log = run_cli("log", "--json", env=env).stdout.splitlines()
-    assert all(json.loads(line)["to"] for line in log) and len(log) == 7
+    assert all(json.loads(line)["to"] for line in log)
+    assert len(log) == 7
 
 
 def test_every_command_has_help_text() -> None:

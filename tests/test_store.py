@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-
 from test_corpus import CORPUS, MANIFEST, SETTINGS
+
 from watcher.config import package_file
 from watcher.errors import LockedError
 from watcher.pipeline import RawMessage, SourceKey
