@@ -26,13 +26,20 @@ OnRecorded = Callable[[Outcome, list[Transition]], None]
 @dataclass
 class RunReport:
     """Counts for one pass: messages fetched, recorded, skipped as already seen; errors are
-    one sentence each."""
+    one sentence each; ``exit_code`` is the exit code of the first error (0 without)."""
 
     fetched: int = 0
     recorded: int = 0
     duplicates: int = 0
     transitions: int = 0
     errors: list[str] = field(default_factory=list)
+    exit_code: int = 0
+
+    def fail(self, exc: WatcherError) -> None:
+        """Add *exc* as one sentence, log it, and remember its exit code."""
+        self.errors.append(str(exc))
+        self.exit_code = self.exit_code or exc.exit_code
+        log.error("%s", exc)
 
 
 def settings_of(config: Config) -> Settings:
@@ -195,12 +202,10 @@ def run_once(
         try:
             poll_account(account, store, pack, settings, report, on_recorded)
         except WatcherError as exc:
-            report.errors.append(str(exc))
-            log.error("%s", exc)
+            report.fail(exc)
     for source in config.local:
         try:
             poll_local(source, store, pack, settings, report, on_recorded)
         except WatcherError as exc:
-            report.errors.append(str(exc))
-            log.error("%s", exc)
+            report.fail(exc)
     return report
