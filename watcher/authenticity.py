@@ -55,7 +55,8 @@ def _parse(value: str) -> _Header | None:
 
 
 def _authserv_id_of(value: str) -> str:
-    return value.split(";", 1)[0].strip().split()[0].lower() if value.strip() else ""
+    words = value.split(";", 1)[0].split()  # "" for a hostile "Authentication-Results: ;"
+    return words[0].lower() if words else ""
 
 
 def aligned(domain: str, from_domain: str) -> bool:

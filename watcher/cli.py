@@ -201,7 +201,6 @@ def _scan_record(source: str, outcome: Outcome) -> dict[str, Any]:
 def run(once: bool, config_path: Path | None, verbose: int) -> None:
     """Process new mail of every account and folder; keep polling unless --once."""
     from watcher.errors import EX_UNAVAILABLE
-    from watcher.runner import run_once
 
     _setup_logging(verbose, logging.INFO)
     config = _load(config_path)
@@ -215,7 +214,9 @@ def run(once: bool, config_path: Path | None, verbose: int) -> None:
 
             run_forever(config, store, pack)
             return
-        report = run_once(config, store, pack)
+        from watcher.daemon import run_once_notifying
+
+        report = run_once_notifying(config, store, pack)
     finally:
         store.close()
     click.echo(
@@ -387,3 +388,10 @@ def _print_table(rows: Sequence[Sequence[str]]) -> None:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+from watcher import cli_daemon  # noqa: E402 - the daemon's commands, registered on main
+
+main.add_command(cli_daemon.health)
+main.add_command(cli_daemon.notify_test)
+main.add_command(cli_daemon.wait_code)

@@ -7,6 +7,7 @@ on the bundled example Maildir with its own demo database, and says so.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import logging
 import os
@@ -19,7 +20,15 @@ from typing import Annotated, Any, Literal
 
 import platformdirs
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
 
 from watcher.errors import ConfigError, SecretError
 
@@ -182,6 +191,65 @@ class LocalSource(_Frozen):
     path: Path
 
 
+NOTIFY_EVENTS = (
+    "verification_code",
+    "objection_accepted",
+    "objection_rejected",
+    "info_requested",
+    "policy_update",
+    "suspicious",
+    "unrecognized",
+    "login_failed",
+    "reminder",
+)
+
+
+class NotifyTarget(_Frozen):
+    """One notification target: an Apprise URL (``ntfy://``, ``json://``, ``dbus://``...).
+
+    Written in the config as the URL alone, or as a mapping with ``url``, an optional ``name``
+    (how logs and ``notify-test`` call it) and ``events`` (only these NOTIFY_EVENTS; all when
+    empty). The URL may hold a token, so it is a SecretStr and never logged or stored.
+    """
+
+    url: SecretStr
+    name: str | None = Field(default=None, min_length=1, pattern=r"^[A-Za-z0-9_.@+-]+$")
+    events: tuple[Literal[NOTIFY_EVENTS], ...] = ()  # type: ignore[valid-type]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, data: Any) -> Any:
+        return {"url": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _check_url(self) -> NotifyTarget:
+        if "://" not in self.url.get_secret_value():
+            raise ValueError("url must be an Apprise URL like ntfy://topic or json://host")
+        return self
+
+    @property
+    def key(self) -> str:
+        """Stable id of the target in the outbox: the name, else a hash of the URL."""
+        if self.name:
+            return self.name
+        digest = hashlib.sha256(self.url.get_secret_value().encode("utf-8")).hexdigest()
+        return f"{self.scheme}-{digest[:10]}"
+
+    @property
+    def scheme(self) -> str:
+        """The URL's scheme (``ntfy``, ``json``...): safe to show."""
+        return self.url.get_secret_value().partition("://")[0].lower()
+
+    @property
+    def label(self) -> str:
+        """How messages name the target: its name, else scheme and hash."""
+        return self.name or self.key
+
+    def wants(self, event: str) -> bool:
+        """True when this target takes notifications of *event*."""
+        return not self.events or event in self.events
+
+
 def _default_database() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "log.sqlite3"
 
@@ -199,6 +267,17 @@ class Config(_Frozen):
     max_message_bytes: int = Field(default=25 * 1024 * 1024, ge=1024)
     accounts: tuple[Account, ...] = ()
     local: tuple[LocalSource, ...] = ()
+    # Daemon (watcher.daemon) and notifications (watcher.notify); README "Running as a daemon".
+    notify: tuple[NotifyTarget, ...] = ()
+    notify_codes: bool = True
+    notify_max_age: Seconds = 7 * 86400.0
+    reminder_days: tuple[Annotated[int, Field(ge=0, le=365)], ...] = (7, 1)
+    idle: bool = True
+    idle_renew: Seconds = 600.0
+    idle_silence: Seconds = 240.0
+    heartbeat_interval: Seconds = 60.0
+    reconnect_max: Seconds = 300.0
+    login_retry: Seconds = 3600.0
     source_path: Path | None = Field(default=None, exclude=True)
     demo: bool = Field(default=False, exclude=True)
 
@@ -208,6 +287,13 @@ class Config(_Frozen):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"account and local source names must be unique: {', '.join(dupes)}")
+        if self.idle_renew > 29 * 60:
+            # RFC 2177: servers may log out a client idle for 30 minutes.
+            raise ValueError("idle_renew must be at most 29m (RFC 2177); 10m is safe")
+        keys = [t.key for t in self.notify]
+        twice = sorted({k for k in keys if keys.count(k) > 1})
+        if twice:
+            raise ValueError(f"notify targets must differ: {', '.join(twice)} appears twice")
         return self
 
     @property

@@ -271,3 +271,103 @@ def fetch_messages(
                 yield fetched[uid]
             else:
                 log.warning("%s vanished before it could be fetched", key_for(uid).label())
+
+
+# ---------------------------------------------------------------------- IDLE (RFC 2177)
+
+
+@dataclass(frozen=True)
+class IdleNews:
+    """What one wait in IDLE brought: ``new_mail`` (an EXISTS response), ``heard`` (the server
+    said anything, e.g. Dovecot's "* OK Still here"), ``closed`` (the server said BYE) and
+    ``suspect`` (woke early with nothing to read: often an EOF, to be probed with NOOP)."""
+
+    new_mail: bool
+    heard: bool
+    closed: bool
+    suspect: bool
+
+
+def supports_idle(client: IMAPClient) -> bool:
+    """True when the server advertises IDLE (RFC 2177) in its CAPABILITY."""
+    return bool(client.has_capability("IDLE"))
+
+
+def enable_keepalive(
+    client: IMAPClient, idle_seconds: int = 60, interval_seconds: int = 15, count: int = 4
+) -> None:
+    """Turn on TCP keepalive for the connection: after *idle_seconds* of silence the kernel
+    probes every *interval_seconds* and drops the connection after *count* missed probes, so a
+    peer that vanished (a home router forgetting the NAT entry, a suspended laptop) surfaces as
+    an error within about two minutes instead of never."""
+    sock = client.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", idle_seconds),
+        ("TCP_KEEPINTVL", interval_seconds),
+        ("TCP_KEEPCNT", count),
+    ):
+        option = getattr(socket, name, None)  # Linux names; macOS has only some of them
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def set_timeout(client: IMAPClient, seconds: float) -> None:
+    """Set the socket timeout for every later read and write on *client*."""
+    client.socket().settimeout(seconds)
+
+
+def _reports_new_mail(responses: list[Any]) -> bool:
+    return any(
+        isinstance(r, tuple) and len(r) >= 2 and r[1] in (b"EXISTS", b"RECENT") for r in responses
+    )
+
+
+def idle_start(client: IMAPClient) -> bool:
+    """Send IDLE and wait for the server's continuation (RFC 2177). Returns True when the
+    server reported new mail just before it (imaplib keeps such untagged responses aside)."""
+    client.idle()
+    pending = client._imap.untagged_responses
+    return pending.pop("EXISTS", None) is not None or pending.pop("RECENT", None) is not None
+
+
+def idle_wait(client: IMAPClient, timeout_seconds: float) -> IdleNews:
+    """Wait up to *timeout_seconds* for responses during IDLE.
+
+    imapclient's ``idle_check`` swallows an EOF and returns nothing, which would look like
+    silence forever; a wait that returns early with nothing is therefore ``suspect``.
+    """
+    import time
+
+    started = time.monotonic()
+    responses = client.idle_check(timeout=timeout_seconds)
+    elapsed = time.monotonic() - started
+    new_mail = _reports_new_mail(responses)
+    bye = any(isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses)
+    woke_for_nothing = not responses and elapsed < timeout_seconds * 0.5
+    return IdleNews(new_mail, bool(responses), bye, woke_for_nothing)
+
+
+def idle_done(client: IMAPClient) -> bool:
+    """End IDLE (send DONE and read the tagged OK). Returns True when responses read on the
+    way reported new mail."""
+    _text, responses = client.idle_done()
+    return _reports_new_mail(list(responses))
+
+
+def noop(client: IMAPClient) -> bool:
+    """Send NOOP: proves the connection still works (raises CONNECTION_ERRORS otherwise).
+    Returns True when the server reported new mail in its answer (RFC 9051 6.1.2)."""
+    _text, responses = client.noop()
+    return _reports_new_mail(list(responses))
+
+
+def first_uid_since(client: IMAPClient, since_at: datetime) -> int | None:
+    """The lowest UID of the selected folder with an INTERNALDATE on or after the day before
+    *since_at* (SEARCH SINCE has day granularity, RFC 9051 6.4.4), or None when there is
+    none."""
+    from datetime import timedelta
+
+    day = (since_at.astimezone(UTC) - timedelta(days=1)).date()
+    found = client.search(["SINCE", day])
+    return min((int(u) for u in found), default=None)

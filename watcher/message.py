@@ -8,6 +8,7 @@ wrong is listed in ``defects``, and a message that could not be understood at al
 
 from __future__ import annotations
 
+import codecs
 import email
 import email.header
 import email.utils
@@ -30,8 +31,16 @@ _URL = re.compile(r"\bhttps?://[^\s<>\"'()\[\]]+", re.IGNORECASE)
 _SPACE = re.compile(r"[ \t\u00a0\u200b\u200c\u200d\ufeff]+")
 _BLANK_LINES = re.compile(r"\n\s*\n\s*(\n\s*)+")
 _YEAR = re.compile(r"\b\d{4}\b")
+_TIME_AND_ZONE = re.compile(r"\d{1,2}:\d{2}(?::\d{2})?|[+-]\d{4}")
+_ENCODED_WORD = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?\s]*\?=")
 # Charset labels Python does not know under that name.
 _CHARSET_ALIASES = {"unicode-1-1-utf-7": "utf-7", "x-unknown": "utf-8", "unknown-8bit": "utf-8"}
+# Python codecs a hostile charset label can name that are no mail charset: punycode decodes in
+# quadratic time (1 MB: 30 s), the escape codecs turn text into any code point.
+_NOT_MAIL_CHARSETS = frozenset(
+    {"punycode", "idna", "unicode-escape", "raw-unicode-escape", "undefined", "charmap"}
+)
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @dataclass(frozen=True)
@@ -73,8 +82,11 @@ def _decode_words(value: str) -> str:
     out: list[str] = []
     try:
         parts = email.header.decode_header(value)
-    except (ValueError, LookupError, AssertionError):
-        return value
+    except Exception:  # noqa: BLE001 - HeaderParseError on one bad base64 word, and others
+        if _ENCODED_WORD.fullmatch(value.strip()):
+            return value
+        # Decode word by word, so one broken word does not hide the others.
+        return _ENCODED_WORD.sub(lambda m: _decode_words(m.group(0)), value)
     for chunk, charset in parts:
         if isinstance(chunk, str):
             out.append(chunk)
@@ -130,7 +142,10 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
     candidates += ["utf-8", "cp1252", "latin-1"]
     for cs in candidates:
         try:
-            return data.decode(cs)
+            if codecs.lookup(cs).name in _NOT_MAIL_CHARSETS:
+                continue
+            # UTF-7 decodes "+2AA-" to a lone surrogate, which SQLite (UTF-8) cannot store.
+            return _SURROGATE.sub("\ufffd", data.decode(cs))
         except (LookupError, UnicodeDecodeError, ValueError):
             continue
     return data.decode("latin-1")  # unreachable: latin-1 decodes every byte
@@ -139,7 +154,7 @@ def decode_bytes(data: bytes, charset: str | None) -> str:
 def _parse_date(value: str) -> datetime | None:
     # A two- or three-digit year (RFC 5322 4.3 obsolete syntax) is too easy to misread
     # (year 101); the caller falls back to INTERNALDATE instead.
-    if not value or not _YEAR.search(value):
+    if not value or not _YEAR.search(_TIME_AND_ZONE.sub(" ", value)):  # -0700 is no year
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(value)

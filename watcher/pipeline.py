@@ -7,14 +7,33 @@ store records and the status machine replays. It touches no disk and no network.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+import re
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from watcher.authenticity import Verdict, authenticate
 from watcher.message import Message, parse
-from watcher.rules import KINDS, OTHER, Match, RulePack, classify
+from watcher.rules import KINDS, OTHER, Match, RulePack, classify, domain_matches
 
 log = logging.getLogger(__name__)
+
+# How mail clients mark a forward: the subject prefix (English, German, French, Spanish,
+# Italian, Nordic, Dutch, Portuguese) and the block they put above the quoted mail. Bounded
+# repeats keep every pattern linear on hostile text.
+_FORWARD_SUBJECT = re.compile(
+    r"^\s{0,10}(?:(?:re|aw|sv|antw)\s{0,3}:\s{0,3}){0,5}"
+    r"(?:fwd?|wg|tr|rv|i|enc|vs|vb|doorst|pd)\s{0,3}:\s{0,10}",
+    re.IGNORECASE,
+)
+_FORWARD_BLOCK = re.compile(
+    r"-{2,20} ?(?:forwarded message|original message|weitergeleitete nachricht|"
+    r"ursprüngliche nachricht|message transféré|message d'origine|messaggio inoltrato|"
+    r"messaggio originale|mensaje reenviado|mensaje original|doorgestuurd bericht)"
+    r"|^begin forwarded message:",
+    re.IGNORECASE | re.MULTILINE,
+)
+_QUOTED_ADDRESS = re.compile(r"[\w.+-]{1,64}@((?:[\w-]{1,63}\.){1,8}[a-z]{2,24})", re.IGNORECASE)
+_QUOTE_SCAN_CHARS = 50_000
 
 
 @dataclass(frozen=True)
@@ -78,6 +97,9 @@ class Outcome:
     mail_at: datetime | None
     date_source: str
     fields: dict[str, str | None] = field(default_factory=dict)
+    # The bytes as fetched: the store keeps them for unrecognized and suspicious mail so the
+    # rules can be rerun on it later (`meta-watcher reclassify`).
+    raw: bytes | None = field(default=None, repr=False, compare=False)
 
     @property
     def worth_recording(self) -> bool:
@@ -89,7 +111,18 @@ def process(raw: RawMessage, pack: RulePack, settings: Settings) -> Outcome:
     """Parse, classify and authenticate one message; never raises for any input bytes."""
     message = parse(raw.raw, settings.max_message_bytes, raw.size)
     match = classify(message, pack)
-    verdict = authenticate(message, match.claims_meta, pack, settings.trusted_authserv_ids)
+    forward = None if match.claims_meta else forwarded_meta_mail(message, pack)
+    if forward is not None:
+        match, quoted = forward
+        verdict = Verdict(
+            "fail",
+            (
+                f"forwarded by {message.from_addr or 'an unknown sender'}: a copy of a mail from "
+                f"{quoted}, which cannot be authenticated",
+            ),
+        )
+    else:
+        verdict = authenticate(message, match.claims_meta, pack, settings.trusted_authserv_ids)
     suspicious = match.kind != OTHER and verdict.result == "fail"
     authentic = verdict.result == "pass" or (
         verdict.result == "none" and settings.trust_unauthenticated
@@ -117,7 +150,35 @@ def process(raw: RawMessage, pack: RulePack, settings: Settings) -> Outcome:
         mail_at=mail_at,
         date_source=date_source,
         fields={} if suspicious else dict(match.fields),
+        raw=raw.raw,
     )
+
+
+def forwarded_meta_mail(message: Message, pack: RulePack) -> tuple[Match, str] | None:
+    """Return (match, quoted Meta sender) when *message* is a person forwarding one of Meta's
+    privacy mails, else None.
+
+    A forward is a subject with a forward prefix (``Fwd:``, ``WG:``, ``TR:``...) or a
+    forwarded-message block in the text; its quoted text must name an address on a Meta sender
+    domain and match a rule when classified as if that address had sent it. Such a copy can
+    never be authenticated: the caller records it as suspicious, "forwarded by" the person.
+    """
+    subject = _FORWARD_SUBJECT.sub("", message.subject, count=1)
+    head = message.text[:_QUOTE_SCAN_CHARS]
+    if subject == message.subject and not _FORWARD_BLOCK.search(head):
+        return None
+    quoted = next(
+        (
+            m.group(0).lower()
+            for m in _QUOTED_ADDRESS.finditer(head)
+            if domain_matches(m.group(1), pack.sender_domains)
+        ),
+        None,
+    )
+    if quoted is None:
+        return None
+    match = classify(replace(message, from_name="", from_addr=quoted, subject=subject), pack)
+    return (match, quoted) if match.kind in KINDS else None
 
 
 def mask_code(code: str | None) -> str | None:

@@ -345,12 +345,34 @@ def claims_meta(msg: Message, pack: RulePack) -> bool:
         return True
     # A label equal to a short token ("meta-support.com"), or containing a long one
     # ("facebookmail-security.net"); "metallica.com" does not count.
-    labels = re.split(r"[.\-_]", _skeleton(domain))
-    return any(
+    labels = re.split(r"[.\-_]", _skeleton(_from_ace(domain)))
+    if any(
         token == label or (len(token) >= 6 and token in label)
         for token in pack.lookalike_tokens
         for label in labels
+    ):
+        return True
+    # A display name showing a Meta address: "notification@facebookmail.com" <x@gmail.com>.
+    return any(
+        len(token) >= 6 and token in word
+        for word in re.split(r"\W+", _skeleton(msg.from_name))
+        for token in pack.lookalike_tokens
     )
+
+
+def _from_ace(domain: str) -> str:
+    """Decode IDNA A-labels ("xn--fcebookmail-yij") so their homoglyphs can be folded; a label
+    that does not decode, or is longer than DNS allows (63), stays as it is."""
+    labels = []
+    for label in domain.split("."):
+        decoded = label
+        if label.startswith("xn--") and len(label) <= 63:
+            try:
+                decoded = label[4:].encode("ascii").decode("punycode")
+            except (UnicodeError, ValueError):
+                decoded = label
+        labels.append(decoded)
+    return ".".join(labels)
 
 
 def haystack(msg: Message) -> str:

@@ -13,9 +13,9 @@ import json
 import logging
 import os
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -90,6 +90,37 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE t.seq = (SELECT max(seq) FROM transitions x
                        WHERE x.platform = t.platform AND x.account = t.account);
     """,
+    # 2: the daemon: notification outbox and worker heartbeats (watcher.daemon, watcher.notify).
+    """
+    CREATE TABLE outbox (
+        id               INTEGER PRIMARY KEY,
+        dedupe_key       TEXT    NOT NULL,  -- what caused it; with target, never twice
+        target           TEXT    NOT NULL,  -- NotifyTarget.key, never the URL (it holds tokens)
+        event            TEXT    NOT NULL,
+        title            TEXT    NOT NULL,  -- codes masked
+        body             TEXT    NOT NULL,  -- codes masked
+        secret           TEXT,              -- the code while undelivered; NULL once done
+        message_ref      INTEGER REFERENCES messages (id),
+        state            TEXT    NOT NULL DEFAULT 'pending'
+                                 CHECK (state IN ('pending', 'sent', 'dropped')),
+        attempts         INTEGER NOT NULL DEFAULT 0,
+        next_attempt_at  TEXT    NOT NULL,
+        last_error       TEXT,
+        created_at       TEXT    NOT NULL,
+        sent_at          TEXT,
+        UNIQUE (dedupe_key, target)
+    ) STRICT;
+    CREATE INDEX outbox_pending ON outbox (next_attempt_at) WHERE state = 'pending';
+
+    CREATE TABLE heartbeats (
+        worker               TEXT    PRIMARY KEY,  -- account/folder or local:name
+        state                TEXT    NOT NULL,     -- ok, connecting, reconnecting, ...
+        detail               TEXT,                 -- one sentence, no secrets
+        beat_at              TEXT    NOT NULL,
+        stale_after_seconds  REAL    NOT NULL,     -- stale when beat_at is older than this
+        pid                  INTEGER NOT NULL
+    ) STRICT;
+    """,
 )
 
 
@@ -109,6 +140,66 @@ class Cursor:
 
     uidvalidity: int
     last_uid: int
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A notification to write to the outbox: one target, one cause.
+
+    ``dedupe_key`` names the cause (a message, a reminder, a login failure); the outbox holds
+    each (dedupe_key, target) once, so planning the same notification twice sends it once.
+    ``title``/``body`` have codes masked; ``secret`` is the full code, put back at send time
+    and erased once the notification is delivered or dropped.
+    """
+
+    dedupe_key: str
+    target: str
+    event: str
+    title: str
+    body: str
+    secret: str | None = None
+
+
+# Called inside Store.record's transaction with the outcome and the transitions it caused.
+OutboxPlanner = Callable[[Outcome, list[Transition]], list[OutboxItem]]
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A pending outbox row, as the sender sees it."""
+
+    id: int
+    dedupe_key: str
+    target: str
+    event: str
+    title: str
+    body: str
+    secret: str | None
+    attempts: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """One worker's last report: state, detail sentence, when, and when it counts as stale."""
+
+    worker: str
+    state: str
+    detail: str | None
+    beat_at: datetime
+    stale_after_seconds: float
+    pid: int
+
+
+@dataclass(frozen=True)
+class CountedMail:
+    """A counted privacy mail, for deadline reminders: kind, mail date, effective date."""
+
+    platform: str
+    account: str
+    kind: str
+    mail_at: datetime
+    effective_date: str | None  # ISO date from the policy mail, when it states one
 
 
 @dataclass(frozen=True)
@@ -147,6 +238,8 @@ class Store:
         self.path = path
         self._store_codes = store_codes
         self._lock_fd: int | None = None
+        # When set, record() writes these notifications in the message's transaction.
+        self.outbox_planner: OutboxPlanner | None = None
 
     @classmethod
     def open(cls, path: Path, store_codes: bool = False) -> Store:
@@ -272,6 +365,8 @@ class Store:
                         assert match.platform is not None
                         assert match.account is not None
                         added = self._replay_account(match.platform, match.account)
+                    if ref is not None and self.outbox_planner is not None:
+                        self._insert_outbox(self.outbox_planner(outcome, added), ref)
                 if cursor is not None:
                     self._set_cursor(key.identity, key.folder, cursor)
         except sqlite3.Error as exc:
@@ -415,6 +510,127 @@ class Store:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only query (tests and reports)."""
         return list(self._conn.execute(sql, params).fetchall())
+
+    # ------------------------------------------------------------------ outbox
+
+    def _insert_outbox(self, items: Iterable[OutboxItem], message_ref: int | None) -> int:
+        now = _ms(utc_now())
+        added = 0
+        for item in items:
+            cur = self._conn.execute(
+                "INSERT INTO outbox (dedupe_key, target, event, title, body, secret, "
+                "message_ref, next_attempt_at, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (dedupe_key, target) DO NOTHING",
+                (
+                    item.dedupe_key,
+                    item.target,
+                    item.event,
+                    item.title,
+                    item.body,
+                    item.secret,
+                    message_ref,
+                    now,
+                    now,
+                ),
+            )
+            added += cur.rowcount
+        return added
+
+    def add_notifications(self, items: Iterable[OutboxItem]) -> int:
+        """Write notifications not caused by a message (reminders, login failures); an item
+        whose (dedupe_key, target) is already in the outbox is skipped. Returns how many were
+        added."""
+        try:
+            with self.transaction():
+                return self._insert_outbox(items, None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"database {self.path}: cannot write the outbox: {exc}") from None
+
+    def due_notifications(self, now: datetime, limit: int = 100) -> list[OutboxRow]:
+        """Pending notifications whose next attempt is due at *now*, oldest first."""
+        rows = self._conn.execute(
+            "SELECT id, dedupe_key, target, event, title, body, secret, attempts, created_at "
+            "FROM outbox WHERE state = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
+            (_ms(now), limit),
+        ).fetchall()
+        return [
+            OutboxRow(*row[:8], created_at=datetime.fromisoformat(row[8]))  # type: ignore[misc]
+            for row in rows
+        ]
+
+    def next_notification_at(self) -> datetime | None:
+        """When the earliest pending notification is due, or None when nothing is pending."""
+        row = self._conn.execute(
+            "SELECT min(next_attempt_at) FROM outbox WHERE state = 'pending'"
+        ).fetchone()
+        return datetime.fromisoformat(row[0]) if row and row[0] else None
+
+    def notification_sent(self, outbox_id: int) -> None:
+        """Mark a notification delivered and erase its code."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE outbox SET state = 'sent', secret = NULL, sent_at = ?, "
+                "attempts = attempts + 1, last_error = NULL WHERE id = ?",
+                (_ms(utc_now()), outbox_id),
+            )
+
+    def notification_failed(self, outbox_id: int, error: str, retry_in_seconds: float) -> None:
+        """Count a failed attempt; try again in *retry_in_seconds*. *error*: one sentence."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE outbox SET attempts = attempts + 1, last_error = ?, "
+                "next_attempt_at = ? WHERE id = ?",
+                (error, _ms(utc_now() + timedelta(seconds=retry_in_seconds)), outbox_id),
+            )
+
+    def notification_dropped(self, outbox_id: int, reason: str) -> None:
+        """Give a notification up (target removed from the config, too old); erase its code."""
+        with self.transaction():
+            self._conn.execute(
+                "UPDATE outbox SET state = 'dropped', secret = NULL, last_error = ? WHERE id = ?",
+                (reason, outbox_id),
+            )
+
+    # ------------------------------------------------------------------ heartbeats
+
+    def beat(self, worker: str, state: str, detail: str | None, stale_after_seconds: float) -> None:
+        """Record that *worker* is alive in *state* (``ok`` when all is well)."""
+        with self.transaction():
+            self._conn.execute(
+                "INSERT INTO heartbeats (worker, state, detail, beat_at, stale_after_seconds, pid) "
+                "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (worker) DO UPDATE SET "
+                "state = excluded.state, detail = excluded.detail, beat_at = excluded.beat_at, "
+                "stale_after_seconds = excluded.stale_after_seconds, pid = excluded.pid",
+                (worker, state, detail, _ms(utc_now()), stale_after_seconds, os.getpid()),
+            )
+
+    def heartbeats(self) -> dict[str, Heartbeat]:
+        """Every worker's last heartbeat, by worker name."""
+        rows = self._conn.execute(
+            "SELECT worker, state, detail, beat_at, stale_after_seconds, pid FROM heartbeats"
+        ).fetchall()
+        return {
+            row[0]: Heartbeat(row[0], row[1], row[2], datetime.fromisoformat(row[3]), *row[4:])
+            for row in rows
+        }
+
+    def counted_mail(self) -> list[CountedMail]:
+        """Every counted privacy mail with its date and, for policy updates, the effective date
+        (for deadline reminders), in mail-date order."""
+        rows = self._conn.execute(
+            "SELECT platform, account, kind, coalesce(mail_date, processed_at), "
+            "json_extract(fields, '$.effective_date') FROM messages WHERE counted = 1 "
+            "ORDER BY 4"
+        ).fetchall()
+        return [
+            CountedMail(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
+            for row in rows
+        ]
+
+
+def _ms(value: datetime) -> str:
+    # Fixed-width UTC with milliseconds, so text comparison in SQL is time order.
+    return value.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _statements(script: str) -> list[str]:

@@ -1,0 +1,140 @@
+"""Commands around the daemon: ``health``, ``notify-test``, ``wait-code``.
+
+Registered on the main group at the end of watcher/cli.py; errors become messages and exit
+codes through cli.py's ``handle_errors`` like every other command.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from watcher.cli import (
+    _load,
+    _open_store,
+    _rules,
+    _setup_logging,
+    config_option,
+    handle_errors,
+    verbose_option,
+)
+
+
+@config_option
+@verbose_option
+@handle_errors
+def _health(config_path: Path | None, verbose: int) -> None:
+    """Exit 0 when every watcher thread of the running daemon reported recently and is well.
+
+    One line per IMAP folder and local source; for a container HEALTHCHECK or monitoring.
+    Exit 1 otherwise (daemon stopped or stuck, a connection down, a login rejected).
+    """
+    from watcher.daemon import health_report
+    from watcher.store import utc_now
+
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    store = _open_store(config, must_exist=True)
+    if store is None:
+        click.echo(f"FAIL: database {config.database} does not exist: the daemon never ran")
+        sys.exit(1)
+    try:
+        results = health_report(config, store.heartbeats(), utc_now())
+    finally:
+        store.close()
+    if not results:
+        click.echo("FAIL: the config names no account and no local source to watch")
+        sys.exit(1)
+    for r in results:
+        click.echo(f"{'ok' if r.ok else 'FAIL'}: {r.worker}: {r.sentence}")
+    sys.exit(0 if all(r.ok for r in results) else 1)
+
+
+@config_option
+@verbose_option
+@handle_errors
+def _notify_test(config_path: Path | None, verbose: int) -> None:
+    """Send one test notification to every target in ``notify``; say which failed and why."""
+    from watcher.notify import send_test_notifications
+
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    if not config.notify:
+        click.echo(
+            "meta-watcher: no notification targets: add Apprise URLs under notify: in the "
+            "config (see README: Notifications)",
+            err=True,
+        )
+        sys.exit(1)
+    failed = 0
+    for target, error in send_test_notifications(config.notify):
+        if error is None:
+            click.echo(f"ok: {target.label} ({target.scheme}): sent")
+        else:
+            failed += 1
+            click.echo(f"FAIL: {target.label} ({target.scheme}): {error}")
+    sys.exit(1 if failed else 0)
+
+
+@click.option(
+    "--account",
+    "address",
+    metavar="ADDR",
+    help="The Meta account's e-mail address (or a config account name); default: any.",
+)
+@click.option(
+    "--timeout", default="15m", show_default=True, help="Give up after this long (30s, 15m...)."
+)
+@click.option(
+    "--since",
+    default="10m",
+    show_default=True,
+    help="Also accept a code that arrived this long before the command started.",
+)
+@config_option
+@verbose_option
+@handle_errors
+def _wait_code(
+    address: str | None, timeout: str, since: str, config_path: Path | None, verbose: int
+) -> None:
+    """Wait for Meta's verification code and print it (exit 0), or exit 1 on timeout.
+
+    For filling in Meta's objection form: run it, ask Meta for the code, type what it prints.
+    Watches the IMAP folders itself (read-only), so it works with or without the daemon.
+    """
+    from watcher.config import parse_duration
+    from watcher.daemon import wait_for_code
+
+    try:
+        timeout_seconds = parse_duration(timeout)
+        since_seconds = parse_duration(since)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    _setup_logging(verbose, logging.WARNING)
+    config = _load(config_path)
+    pack = _rules(config)
+    who = address or "any account"
+    click.echo(f"waiting up to {timeout} for a verification code for {who}...", err=True)
+    found = wait_for_code(config, pack, address, timeout_seconds, since_seconds)
+    if found is None:
+        click.echo(
+            f"meta-watcher: no verification code for {who} arrived within {timeout}", err=True
+        )
+        sys.exit(1)
+    when = found.arrived_at.strftime("%H:%M:%S UTC") if found.arrived_at else "unknown time"
+    click.echo(
+        f"code for {found.platform or 'Meta'} account {found.account or '(not named)'} from "
+        f"{found.mailbox}, arrived {when}"
+        + ("" if found.verified else "; NOT VERIFIED (no trusted Authentication-Results)"),
+        err=True,
+    )
+    click.echo(found.code)
+
+
+# Explicit types: cli.py imports this module at its end, and mypy cannot infer through the cycle.
+health: click.Command = click.command(name="health")(_health)
+notify_test: click.Command = click.command(name="notify-test")(_notify_test)
+wait_code: click.Command = click.command(name="wait-code")(_wait_code)
