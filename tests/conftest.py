@@ -8,6 +8,9 @@ from collections.abc import Iterator
 import pytest
 from dovecot import DovecotServer
 
+# OAuth2 fixtures (oauth_idp, oauth_dovecot, oauth_reset) live in tests/oauth_provider.py.
+pytest_plugins = ["oauth_provider"]
+
 # -- Dovecot: one real server per test session, a fresh user per test --------
 
 _user_numbers = itertools.count(1)

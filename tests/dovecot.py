@@ -155,7 +155,12 @@ class DovecotServer:
         startup_timeout: float = 10.0,
         stop_timeout: float = 10.0,
         socket_timeout: float = 10.0,
+        oauth2_introspection_url: str | None = None,
     ) -> None:
+        # With an introspection URL (RFC 7662), users can also log in with XOAUTH2 and
+        # OAUTHBEARER: Dovecot's oauth2 passdb POSTs the token there and accepts it when the
+        # answer says {"active": true, "username": <the login name>}.
+        self.oauth2_introspection_url = oauth2_introspection_url
         self.startup_timeout = startup_timeout
         self.stop_timeout = stop_timeout
         self.socket_timeout = socket_timeout
@@ -490,6 +495,25 @@ class DovecotServer:
         self.port, self.starttls_port = free_ports(2)
         self.config_file.write_text(self._config(self._accounts))
 
+    def _oauth2_passdb(self) -> str:
+        """The oauth2 passdb block (and its args file), or '' without an introspection URL."""
+        if not self.oauth2_introspection_url:
+            return ""
+        args = self._path("oauth2.conf.ext")
+        args.write_text(
+            "introspection_mode = post\n"
+            f"introspection_url = {self.oauth2_introspection_url}\n"
+            "force_introspection = yes\n"
+            "username_attribute = username\n"
+            "active_attribute = active\n"
+            "active_value = true\n"
+        )
+        args.chmod(0o644)
+        return (
+            "passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n"
+            f"  args = {args}\n}}\n"
+        )
+
     def _write_passwd(self, name: str, password: str) -> None:
         """Write the user's passwd-file atomically (Dovecot may read it at any time)."""
         acc = self._accounts
@@ -557,7 +581,7 @@ ssl_cert = <{t}/tls/server.pem
 ssl_key = <{t}/tls/server.key
 ssl_min_protocol = TLSv1.2
 
-auth_mechanisms = plain login
+auth_mechanisms = plain login{" xoauth2 oauthbearer" if self.oauth2_introspection_url else ""}
 # Only the loopback plain port is affected; lets tests log in without STARTTLS.
 disable_plaintext_auth = no
 # Tests of bad passwords should stay fast.  2.3.19 still answers a failed
@@ -567,7 +591,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {t}/passwd.d/%u
 }}
-userdb {{
+{self._oauth2_passdb()}userdb {{
   driver = passwd-file
   args = username_format=%u {t}/passwd.d/%u
 }}

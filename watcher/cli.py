@@ -31,11 +31,38 @@ log = logging.getLogger("watcher")
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Set by the global options of `main` (`meta-watcher -v --log-format json run`).
+_LOG_OPTIONS: dict[str, Any] = {"verbose": 0, "format": "text"}
+
+
+class JsonLogFormatter(logging.Formatter):
+    """One JSON object per line for log shippers: time (ISO 8601 UTC), level, logger, message
+    and, for an unexpected error, the traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        from datetime import UTC, datetime
+
+        out = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            out["traceback"] = self.formatException(record.exc_info)
+        return json.dumps(out, ensure_ascii=False)
+
+
 def _setup_logging(verbose: int, default: int) -> None:
+    verbose = max(verbose, int(_LOG_OPTIONS["verbose"]))
     level = logging.DEBUG if verbose else default
     handler = logging.StreamHandler(sys.stderr)
     # One line per event, no timestamp: journald and docker add their own.
-    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    handler.setFormatter(
+        JsonLogFormatter()
+        if _LOG_OPTIONS["format"] == "json"
+        else logging.Formatter("%(levelname)s %(message)s")
+    )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -63,7 +90,7 @@ def handle_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-config_option = click.option(
+config_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
@@ -99,8 +126,20 @@ def _rules(config: Config) -> RulePack:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="meta-watcher")
-def main() -> None:
+@click.option(
+    "-v", "--verbose", "global_verbose", count=True, help="Log debug details (any command)."
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    envvar="META_WATCHER_LOG_FORMAT",
+    show_default=True,
+    help="Log lines as text or as one JSON object per line (for log shippers).",
+)
+def main(global_verbose: int, log_format: str) -> None:
     """Watch mailboxes for Meta's AI-training privacy mails and track your GDPR objections."""
+    _LOG_OPTIONS.update(verbose=global_verbose, format=log_format)
 
 
 @main.command()
@@ -359,11 +398,15 @@ def check(config_path: Path | None, verbose: int) -> None:
             folders = imap.list_folders(client)
             missing = [f for f in account.folders if f not in folders]
             for folder in missing:
-                msg = f"account {account.name}: folder {folder!r} does not exist on {account.host}"
+                msg = (
+                    f"account {account.name}: folder {folder!r} does not exist on "
+                    f"{account.host} (names are case-sensitive; fix folders: in the config)"
+                )
                 problems.append(msg)
                 click.echo(f"FAIL: {msg}")
+            method = "OAuth2 (XOAUTH2)" if account.uses_oauth2 else "a password"
             click.echo(
-                f"ok: account {account.name}: logged in to {account.host}; "
+                f"ok: account {account.name}: logged in to {account.host} with {method}; "
                 f"{len(folders)} folders: {', '.join(folders[:20])}"
             )
         finally:
@@ -395,3 +438,11 @@ from watcher import cli_daemon  # noqa: E402 - the daemon's commands, registered
 main.add_command(cli_daemon.health)
 main.add_command(cli_daemon.notify_test)
 main.add_command(cli_daemon.wait_code)
+
+
+# Commands for setting up accounts and for evidence (watcher/cli_setup.py).
+from watcher.cli_setup import auth_command, init_command, report_command  # noqa: E402
+
+main.add_command(init_command)
+main.add_command(auth_command)
+main.add_command(report_command)

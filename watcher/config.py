@@ -12,7 +12,6 @@ import ipaddress
 import logging
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from typing import Annotated, Any, Literal
 import platformdirs
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -88,11 +88,77 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+SECRET_SOURCES = (
+    "password_command",
+    "password_file",
+    "password_env",
+    "password_keyring",
+    "oauth2",
+    "oauth2_token_command",
+)
+
+
+def _check_endpoint(url: str | None) -> str | None:
+    # Tokens travel to these URLs: https only, plain http just for a loopback test endpoint.
+    if url is None:
+        return None
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme == "https" and parts.hostname:
+        return url
+    if parts.scheme == "http" and parts.hostname and is_loopback(parts.hostname):
+        return url
+    raise ValueError(f"{url!r} must be an https:// URL")
+
+
+Endpoint = Annotated[str | None, AfterValidator(_check_endpoint)]
+
+
+class OAuth2Settings(_Frozen):
+    """An account's OAuth2 client (RFC 6749) for XOAUTH2 logins; see README "OAuth2".
+
+    ``provider`` picks the endpoints and scopes (``google``, ``microsoft``) or ``custom`` (then
+    ``token_url`` and ``scopes`` are required). ``client_id``/``client_secret`` are the user's
+    own app registration. ``flow`` is how ``meta-watcher auth`` asks for consent (``redirect``:
+    browser and a loopback redirect, RFC 8252; ``device``: a code to type in, RFC 8628);
+    default: the provider's. ``token_store`` keeps the refresh token in a 0600 ``file``
+    (``token_file``, default in the user data dir) or the system ``keyring``.
+    """
+
+    provider: Literal["google", "microsoft", "custom"]
+    client_id: str = Field(min_length=1)
+    client_secret: str | None = None
+    auth_url: Endpoint = None
+    token_url: Endpoint = None
+    device_url: Endpoint = None
+    scopes: tuple[str, ...] | None = None
+    flow: Literal["redirect", "device"] | None = None
+    redirect_port: int = Field(default=0, ge=0, le=65535)
+    token_store: Literal["file", "keyring"] = "file"  # noqa: S105 - a storage kind
+    token_file: Path | None = None
+    timeout: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _check(self) -> OAuth2Settings:
+        if self.provider == "custom":
+            missing = [k for k in ("token_url", "scopes") if not getattr(self, k)]
+            if missing:
+                raise ValueError(f"provider custom needs {' and '.join(missing)}")
+        if self.token_file is not None and self.token_store != "file":  # noqa: S105
+            raise ValueError("token_file is only used with token_store: file")
+        return self
+
+
 class Account(_Frozen):
     """One IMAP account: where to connect, how to log in, which folders to watch.
 
-    Exactly one password source may be set; ``password_command`` is run with the shell and
-    its first output line is the password (like mbsync's PassCmd).
+    Exactly one secret source must be set (SECRET_SOURCES): ``password_command`` is run with
+    the shell and its first output line is the password (like mbsync's PassCmd);
+    ``password_file`` (first line), ``password_env`` (a variable name), ``password_keyring`` (a
+    keyring service name; the entry's user is ``username``); or, for XOAUTH2 logins, ``oauth2``
+    (the built-in flow of ``meta-watcher auth``) or ``oauth2_token_command`` (prints an access
+    token).
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@+-]+$")
@@ -104,19 +170,20 @@ class Account(_Frozen):
     password_file: Path | None = None
     password_env: str | None = None
     password_command: str | None = None
+    password_keyring: str | None = None
+    oauth2_token_command: str | None = None
+    oauth2: OAuth2Settings | None = None
     folders: tuple[str, ...] = ("INBOX",)
     timeout: Seconds = 30.0
     idle: bool = True
 
     @model_validator(mode="after")
     def _check(self) -> Account:
-        sources = [
-            s for s in ("password_file", "password_env", "password_command") if getattr(self, s)
-        ]
+        sources = [s for s in SECRET_SOURCES if getattr(self, s)]
         if len(sources) > 1:
             raise ValueError(f"set only one of {', '.join(sources)}")
         if not sources:
-            raise ValueError("set one of password_file, password_env or password_command")
+            raise ValueError(f"set one of {', '.join(SECRET_SOURCES)}")
         if self.security == "none" and not is_loopback(self.host):
             raise ValueError(
                 "security: none (no TLS) is only allowed for a loopback host; use tls or starttls"
@@ -142,46 +209,47 @@ class Account(_Frozen):
         """Socket timeout for every read on this account's connections, in seconds."""
         return self.timeout
 
+    @property
+    def uses_oauth2(self) -> bool:
+        """True when the account logs in with SASL XOAUTH2 instead of a password."""
+        return self.oauth2 is not None or self.oauth2_token_command is not None
+
     def password(self) -> str:
         """Resolve and return the password from its configured source.
 
-        Raises SecretError naming the source (never the secret) when it cannot be read.
+        Raises SecretError naming the source (never the secret) when it cannot be read, or
+        when the account uses OAuth2 and has no password.
         """
+        from watcher import secrets
+
+        where = f"account {self.name}"
         if self.password_file is not None:
-            try:
-                return self.password_file.read_text(encoding="utf-8").splitlines()[0]
-            except (OSError, IndexError, UnicodeDecodeError) as exc:
-                raise SecretError(
-                    f"account {self.name}: cannot read password_file {self.password_file} "
-                    f"({type(exc).__name__})"
-                ) from None
+            return secrets.from_file(self.password_file, where)
         if self.password_env is not None:
-            value = os.environ.get(self.password_env)
-            if not value:
-                raise SecretError(
-                    f"account {self.name}: environment variable {self.password_env} is not set"
-                )
-            return value
-        assert self.password_command is not None
-        try:
-            done = subprocess.run(  # noqa: S602 - the user's own command, like mbsync PassCmd
-                self.password_command,
-                shell=True,
-                capture_output=True,
-                timeout=60,
-                check=False,
-            )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            raise SecretError(
-                f"account {self.name}: password_command could not run ({type(exc).__name__})"
-            ) from None
-        lines = done.stdout.decode("utf-8", "replace").splitlines()
-        if done.returncode != 0 or not lines or not lines[0]:
-            raise SecretError(
-                f"account {self.name}: password_command exited {done.returncode} "
-                "without printing a password"
-            )
-        return lines[0]
+            return secrets.from_env(self.password_env, where)
+        if self.password_keyring is not None:
+            return secrets.from_keyring(self.password_keyring, self.username, where)
+        if self.password_command is not None:
+            return secrets.from_command(self.password_command, where)
+        raise SecretError(f"{where} logs in with OAuth2 and has no password")
+
+    def access_token(self) -> str:
+        """Return a valid OAuth2 access token for XOAUTH2 (RFC 6750 bearer token).
+
+        From ``oauth2_token_command`` (run each time), else from the stored token of
+        ``meta-watcher auth``, refreshed when it expires within a few minutes. Raises
+        SecretError (no token yet, refresh refused) or ServerError (token endpoint unreachable).
+        """
+        from watcher import secrets
+
+        where = f"account {self.name}"
+        if self.oauth2_token_command is not None:
+            return secrets.from_command(self.oauth2_token_command, where, "oauth2_token_command")
+        if self.oauth2 is None:
+            raise SecretError(f"{where} has no oauth2 or oauth2_token_command configured")
+        from watcher.oauth2 import token_manager
+
+        return token_manager(self).access_token()
 
 
 class LocalSource(_Frozen):
@@ -302,6 +370,14 @@ class Config(_Frozen):
         return self.rules if self.rules is not None else package_file("rules.yaml")
 
 
+def oauth2_token_file(account: Account) -> Path:
+    """Where ``meta-watcher auth`` keeps *account*'s OAuth2 tokens when ``token_store: file``:
+    ``oauth2.token_file``, else ``<platformdirs user data dir>/oauth2/<account name>.json``."""
+    if account.oauth2 is not None and account.oauth2.token_file is not None:
+        return account.oauth2.token_file
+    return Path(platformdirs.user_data_dir(APP_NAME)) / "oauth2" / f"{account.name}.json"
+
+
 def default_config_path() -> Path:
     """``<platformdirs user config dir>/config.yaml``."""
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.yaml"
@@ -394,6 +470,11 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
                 else item
                 for item in items
             ]
+    accounts = out.get("accounts")
+    for item in accounts if isinstance(accounts, list) else []:
+        oauth2 = item.get("oauth2") if isinstance(item, dict) else None
+        if isinstance(oauth2, dict) and "token_file" in oauth2:
+            item["oauth2"] = {**oauth2, "token_file": fix(oauth2["token_file"])}
     return out
 
 

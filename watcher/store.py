@@ -203,6 +203,38 @@ class CountedMail:
 
 
 @dataclass(frozen=True)
+class MailRow:
+    """One recorded mail as ``meta-watcher report`` shows it: where it is (source, identity,
+    folder, uidvalidity, uid), what it is, and the authenticity verdict with the authserv-id
+    of the trusted server it rests on. ``mail_date`` and ``processed_at`` are ISO 8601 UTC."""
+
+    id: int
+    source: str
+    identity: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    message_id: str | None
+    sha256: str
+    mail_date: str | None
+    date_source: str
+    sender: str
+    subject: str
+    kind: str
+    platform: str | None
+    account: str | None
+    authenticity: str
+    auth_reasons: tuple[str, ...]
+    authserv_id: str | None
+    suspicious: bool
+    counted: bool
+    rule_id: str | None
+    fields: dict[str, str | None]
+    error: str | None
+    processed_at: str
+
+
+@dataclass(frozen=True)
 class StatusRow:
     """One row of ``current_status``."""
 
@@ -510,6 +542,51 @@ class Store:
     def query(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:
         """Run a read-only query (tests and reports)."""
         return list(self._conn.execute(sql, params).fetchall())
+
+    def report_mails(self, account: str | None = None) -> list[MailRow]:
+        """Every recorded mail that looks like one of Meta's privacy mails (a privacy kind or
+        ``unrecognized``, authentic or not), oldest mail first; only those about *account*
+        (case-insensitive) when given. For ``meta-watcher report``."""
+        sql = (
+            "SELECT id, source, identity, folder, uidvalidity, uid, message_id, sha256, "
+            "mail_date, date_source, sender, subject, kind, platform, account, authenticity, "
+            "auth_reasons, authserv_id, suspicious, counted, rule_id, fields, error, "
+            "processed_at FROM messages WHERE kind != 'other'"
+        )
+        params: tuple[Any, ...] = ()
+        if account is not None:
+            sql += " AND lower(account) = lower(?)"
+            params = (account,)
+        rows = self._conn.execute(sql + " ORDER BY coalesce(mail_date, processed_at), id", params)
+        return [
+            MailRow(
+                id=row[0],
+                source=row[1],
+                identity=row[2],
+                folder=row[3],
+                uidvalidity=row[4],
+                uid=row[5],
+                message_id=row[6],
+                sha256=row[7],
+                mail_date=row[8],
+                date_source=row[9],
+                sender=row[10],
+                subject=row[11],
+                kind=row[12],
+                platform=row[13],
+                account=row[14],
+                authenticity=row[15],
+                auth_reasons=tuple(json.loads(row[16])),
+                authserv_id=row[17],
+                suspicious=bool(row[18]),
+                counted=bool(row[19]),
+                rule_id=row[20],
+                fields=json.loads(row[21]),
+                error=row[22],
+                processed_at=row[23],
+            )
+            for row in rows.fetchall()
+        ]
 
     # ------------------------------------------------------------------ outbox
 
