@@ -13,7 +13,6 @@ new UIDs are fetched in bulk and the candidates picked here.
 
 from __future__ import annotations
 
-import errno
 import logging
 import socket
 import ssl
@@ -23,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from imapclient import IMAPClient
-from imapclient.exceptions import IMAPClientError
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from imapclient.exceptions import LoginError as ImapLoginError
 
 from watcher.config import Account, is_loopback
@@ -34,6 +33,9 @@ from watcher.rules import RulePack
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 50
+# UIDs per header FETCH in the fallback: about 7 KB of command line, well under servers' limits
+# (Dovecot's imap_max_line_length is 64 KB).
+HEADER_BATCH = 1000
 # What a dropped connection, a timeout or a protocol error can raise mid-session.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError)
 _HEADER_FIELDS = b"BODY[HEADER.FIELDS (FROM SUBJECT)]"
@@ -55,14 +57,29 @@ class SearchPlan:
         )
 
 
+# IMAP SEARCH matches substrings (RFC 9051 6.4.4): a two-letter subject word such as "KI" or
+# "IA" matches "Kino", "Wiki", "media", "via", "social" and so picks a third of a real
+# mailbox. Mail that talks about "KI" or "IA" and claims to be Meta also names Meta, Facebook
+# or Instagram in its subject or From, which the other words catch.
+MIN_SUBJECT_WORD = 4
+
+
 def search_plan(pack: RulePack) -> SearchPlan:
     """Derive the search words: Meta's sender domains' names and the look-alike tokens of four
-    letters or more for From; ``search_subject_words`` for Subject. A word contained in another
-    is kept and the longer one dropped (IMAP SEARCH matches substrings)."""
+    letters or more for From; ``search_subject_words`` of MIN_SUBJECT_WORD characters or more
+    for Subject. A word contained in another is kept and the longer one dropped (IMAP SEARCH
+    matches substrings)."""
     words = {t for t in pack.lookalike_tokens if len(t) >= 4}
     words |= {d.split(".")[-2] for d in pack.sender_domains if d.count(".") >= 1}
     from_words = sorted(w for w in words if not any(o != w and o in w for o in words))
-    return SearchPlan(tuple(from_words), pack.search_subject_words)
+    subject_words = [w for w in pack.search_subject_words if len(w) >= MIN_SUBJECT_WORD]
+    folded = [w.casefold() for w in subject_words]
+    subject_words = [
+        w
+        for w, f in zip(subject_words, folded, strict=True)
+        if not any(o != f and o in f for o in folded)
+    ]
+    return SearchPlan(tuple(from_words), tuple(subject_words))
 
 
 def _or_tree(terms: list[list[str]]) -> list[str]:
@@ -88,8 +105,6 @@ def _describe(exc: BaseException) -> str:
         return "the connection was refused"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "it did not answer in time"
-    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
-        return "there is no network route to the host"
     if isinstance(exc, ssl.SSLError):
         return f"the TLS handshake failed ({exc.reason or type(exc).__name__})"
     return type(exc).__name__
@@ -119,66 +134,16 @@ def connect(account: Account) -> IMAPClient:
     except (OSError, IMAPClientError) as exc:
         raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
+    password = account.password()
     try:
-        # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
-        secret = account.access_token() if account.uses_oauth2 else account.password()
-    except BaseException:
+        client.login(account.username, password)
+    except ImapLoginError:
         _quiet_logout(client)
-        raise
-    try:
-        if account.uses_oauth2:
-            client.oauth2_login(account.username, secret)
-        else:
-            client.login(account.username, secret)
-    except ImapLoginError as exc:
-        _quiet_logout(client)
-        reason = explain_login_failure(account, _server_text(exc))
-        raise LoginError(f"{where} rejected the login for {account.username}: {reason}") from None
+        raise LoginError(f"{where} rejected the login for {account.username}") from None
     except (OSError, IMAPClientError) as exc:
         _quiet_logout(client)
         raise ServerError(f"{where}: login failed: {_describe(exc)}") from None
     return client
-
-
-def _server_text(exc: BaseException) -> str:
-    # imapclient wraps the server's reply as the repr of bytes: "b'[AUTHENTICATIONFAILED] ...'".
-    text = str(exc)
-    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
-        text = text[2:-1]
-    return " ".join(text.split())[:160]
-
-
-def explain_login_failure(account: Account, reply: str) -> str:
-    """One clause saying why *account*'s login was most likely rejected, from the server's
-    *reply* and the provider preset (watcher.providers), with the reply quoted at the end.
-
-    Known replies: Gmail's "Application-specific password required", Outlook.com's "Basic
-    authentication is disabled" / "LOGIN failed", RFC 5530's AUTHENTICATIONFAILED.
-    """
-    from watcher import providers
-
-    text = reply.lower()
-    provider = providers.for_host(account.host)
-    said = f" (server said: {reply})" if reply else ""
-    if "application-specific password" in text or "app password" in text:
-        why = "the provider requires an app password (or OAuth2) for IMAP, not the account password"
-    elif "basic authentication is disabled" in text or "basicauthblocked" in text:
-        why = (
-            "the provider has turned off password logins for IMAP: configure oauth2 and run "
-            f"`meta-watcher auth {account.name}`"
-        )
-    elif account.uses_oauth2:
-        why = (
-            "the OAuth2 access token was not accepted: run `meta-watcher auth "
-            f"{account.name}` again and check the client's scopes"
-        )
-    elif provider is not None:
-        why = provider.rejected
-    elif "authenticationfailed" in text or "invalid credentials" in text or "failed" in text:
-        why = "the user name or password is wrong"
-    else:
-        why = "the credentials were not accepted"
-    return why + said
 
 
 def _quiet_logout(client: IMAPClient) -> None:
@@ -220,15 +185,44 @@ def examine(client: IMAPClient, account: Account, folder: str) -> FolderState:
     return FolderState(uidvalidity, int(uidnext) if uidnext else None, int(info.get(b"EXISTS", 0)))
 
 
+def folder_status(client: IMAPClient, folder: str) -> FolderState | None:
+    """Ask for *folder*'s UIDVALIDITY, UIDNEXT and MESSAGES without opening it (STATUS, RFC
+    9051 6.3.11): one round trip, so a poll that finds nothing new costs no EXAMINE, SEARCH
+    or FETCH. Returns None when the server refuses (the caller then EXAMINEs, which names the
+    problem); a dropped connection raises one of CONNECTION_ERRORS.
+
+    RFC 9051 advises against STATUS on the selected folder: callers that keep a connection
+    across polls :func:`unselect` after working on a folder.
+    """
+    try:
+        info = client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        return None
+    try:
+        uidnext = info.get(b"UIDNEXT")
+        return FolderState(
+            int(info[b"UIDVALIDITY"]),
+            int(uidnext) if uidnext else None,
+            int(info.get(b"MESSAGES", 0)),
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def unselect(client: IMAPClient) -> None:
+    """Leave the selected folder without expunging anything (UNSELECT, RFC 3691; else CLOSE,
+    which expunges nothing in a folder opened with EXAMINE, RFC 9051 6.4.1)."""
+    if client.has_capability("UNSELECT"):
+        client.unselect_folder()
+    else:
+        client.close_folder()
+
+
 def list_folders(client: IMAPClient) -> list[str]:
     """Return the names of every folder the account can see (for ``check``)."""
     return [str(name) for _flags, _delim, name in client.list_folders()]
-
-
-def uids_with_message_id(client: IMAPClient, message_id: str) -> list[int]:
-    """UIDs in the open folder whose Message-ID header contains *message_id* (RFC 9051 6.4.4
-    HEADER search), ascending; for re-fetching evidence after UIDVALIDITY changed."""
-    return sorted(int(uid) for uid in client.search(["HEADER", "Message-ID", message_id]))
 
 
 def _search(client: IMAPClient, plan: SearchPlan, start: int) -> list[int] | None:
@@ -255,15 +249,18 @@ def _search(client: IMAPClient, plan: SearchPlan, start: int) -> list[int] | Non
 def _header_candidates(client: IMAPClient, plan: SearchPlan, start: int) -> list[int]:
     from watcher.message import parse  # only the fallback needs header parsing
 
-    response = client.fetch(f"{start}:*", ["BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]"])
+    # imapclient 4 cannot FETCH a range such as "n:*" (it int()s the message set to filter
+    # the response), so the new UIDs are listed first and fetched in batches of explicit UIDs.
+    uids = sorted(u for u in (int(x) for x in client.search(["UID", f"{start}:*"])) if u >= start)
     out = []
-    for uid, data in response.items():
-        if int(uid) < start:
-            continue
-        header = parse(bytes(data.get(_HEADER_FIELDS, b"")))
-        from_header = f"{header.from_name} <{header.from_addr}>"
-        if plan.is_candidate(from_header, header.subject):
-            out.append(int(uid))
+    for offset in range(0, len(uids), HEADER_BATCH):
+        batch = uids[offset : offset + HEADER_BATCH]
+        response = client.fetch(batch, ["BODY.PEEK[HEADER.FIELDS (FROM SUBJECT)]"])
+        for uid, data in response.items():
+            header = parse(bytes(data.get(_HEADER_FIELDS, b"")))
+            from_header = f"{header.from_name} <{header.from_addr}>"
+            if plan.is_candidate(from_header, header.subject):
+                out.append(int(uid))
     return sorted(out)
 
 
@@ -291,6 +288,15 @@ def highest_uid(client: IMAPClient, state: FolderState, start: int) -> int:
     return max((int(u) for u in found), default=0)
 
 
+def _from_field(item: dict[bytes, Any]) -> bytes:
+    # The response key echoes the request without ".PEEK"; Dovecot and others may differ in
+    # case or spacing, so match on the prefix.
+    for key, value in item.items():
+        if key.upper().startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
+            return value
+    return b""
+
+
 def _aware(value: object) -> datetime | None:
     if not isinstance(value, datetime):
         return None
@@ -302,15 +308,22 @@ def fetch_messages(
     key_for: Callable[[int], SourceKey],
     uids: list[int],
     max_bytes: int,
+    wanted: Callable[[bytes], bool] | None = None,
 ) -> Iterator[RawMessage]:
     """Fetch *uids* in batches of FETCH_BATCH with ``BODY.PEEK[]``; yield them in UID order.
 
     A message larger than *max_bytes* is fetched as headers only (``BODY.PEEK[HEADER]``) and
-    recorded as too large by the parser.
+    recorded as too large by the parser. With *wanted*, each message's From header (raw
+    ``From:`` field bytes) comes with its size, and a message for which ``wanted`` is False is
+    skipped without fetching its body: the search is a substring match and also picks mail
+    from "metallbau-schmidt.de" or about "Metadaten", which cannot be Meta's.
     """
+    items_first = ["RFC822.SIZE"] + (["BODY.PEEK[HEADER.FIELDS (FROM)]"] if wanted else [])
     for offset in range(0, len(uids), FETCH_BATCH):
         batch = uids[offset : offset + FETCH_BATCH]
-        sizes = client.fetch(batch, ["RFC822.SIZE"])
+        sizes = client.fetch(batch, items_first)
+        if wanted is not None:
+            batch = [u for u in batch if u not in sizes or wanted(_from_field(sizes[u]))]
         small = [u for u in batch if int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) <= max_bytes]
         large = [u for u in batch if u not in small]
         fetched: dict[int, RawMessage] = {}

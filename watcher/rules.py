@@ -13,6 +13,7 @@ about the objection or AI use of data (``topic`` phrases), else ``other``.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import unicodedata
@@ -53,10 +54,22 @@ class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+# libyaml's loader when PyYAML was built with it: the rule pack loads 10x faster (same safe
+# subset of YAML as yaml.safe_load).
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+@functools.cache
+def _compiled(pattern: str) -> re.Pattern[str]:
+    """Compile a rule phrase once per process: validation and the compiled pack share it
+    (the pack has more patterns than ``re``'s own cache of 512 keeps)."""
+    return re.compile(pattern, _FLAGS)
+
+
 def _compile_all(values: list[str], what: str) -> list[str]:
     for value in values:
         try:
-            re.compile(value, _FLAGS)
+            _compiled(value)
         except re.error as exc:
             raise ValueError(f"{what}: pattern {value!r} does not compile: {exc}") from None
     return values
@@ -97,7 +110,7 @@ class RuleSpec(_Strict):
             if name not in EXTRACTORS:
                 raise ValueError(f"unknown extractor {name!r} (known: {', '.join(EXTRACTORS)})")
             try:
-                compiled = re.compile(pattern, _FLAGS)
+                compiled = _compiled(pattern)
             except re.error as exc:
                 raise ValueError(f"extractor {name}: does not compile: {exc}") from None
             group = "code" if name == "code" else "date"
@@ -207,7 +220,7 @@ def _rule_error(path: Path, exc: ValidationError, data: Any) -> RulesError:
 def read_rules_file(path: Path) -> RulesFile:
     """Read and validate one rules file; raises RulesError naming the rule id and key."""
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
     except FileNotFoundError:
         raise RulesError(f"rules file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
@@ -230,7 +243,7 @@ def read_rules_file(path: Path) -> RulesFile:
 
 
 def _c(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
-    return tuple(re.compile(p, _FLAGS) for p in patterns)
+    return tuple(_compiled(p) for p in patterns)
 
 
 def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
@@ -269,7 +282,7 @@ def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
             subject=_c(s.subject),
             all=tuple(_c(g) for g in s.all),
             none=_c(s.none),
-            extract={k: re.compile(v, _FLAGS) for k, v in s.extract.items()},
+            extract={k: _compiled(v) for k, v in s.extract.items()},
         )
         for s in specs.values()
         if s.enabled and s.id not in disabled

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from watcher.config import Account, Config, LocalSource
 from watcher.errors import ServerError, WatcherError
@@ -17,6 +18,9 @@ from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, mask_code
 from watcher.rules import RulePack
 from watcher.status import Transition
 from watcher.store import Cursor, Store
+
+if TYPE_CHECKING:
+    from watcher.imap import FolderState, SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -110,6 +114,21 @@ def ingest(
             on_recorded(outcome, added)
 
 
+def may_be_meta(pack: RulePack) -> Callable[[bytes], bool]:
+    """A test on a message's raw ``From:`` field: False only when the mail cannot claim to be
+    Meta (:func:`watcher.rules.claims_meta`), so classification would call it ``other`` and
+    it would not be recorded. Such mail, picked by the server's substring search, is skipped
+    before its body is fetched."""
+    from watcher.message import parse
+    from watcher.rules import claims_meta
+
+    def test(from_field: bytes) -> bool:
+        header = parse(from_field)
+        return header.error is not None or claims_meta(header, pack)
+
+    return test
+
+
 def poll_account(
     account: Account,
     store: Store,
@@ -117,57 +136,114 @@ def poll_account(
     settings: Settings,
     report: RunReport,
     on_recorded: OnRecorded | None = None,
+    client: Any = None,
 ) -> None:
-    """Process new mail in every folder of *account*; raises WatcherError for the account."""
+    """Process new mail in every folder of *account*; raises WatcherError for the account.
+
+    Each folder is first asked for its UIDVALIDITY and UIDNEXT with STATUS: when both match
+    the cursor nothing is new and the folder is not opened. With *client* (an IMAPClient
+    from :func:`watcher.imap.connect`) the poll reuses that connection, leaves every folder
+    unselected and does not log out, so a poll that finds nothing costs one round trip per
+    folder; without it the poll connects and logs out.
+    """
     from watcher import imap  # imapclient is imported only when an account is polled
 
     plan = imap.search_plan(pack)
-    client = imap.connect(account)
+    wanted = may_be_meta(pack)
+    own = client is None
+    if own:
+        client = imap.connect(account)
     try:
         for folder in account.folders:
-            state = imap.examine(client, account, folder)
             cursor = store.cursor(account.identity, folder)
-            if cursor is None or cursor.uidvalidity != state.uidvalidity:
-                if cursor is not None:
-                    log.warning(
-                        "account %s folder %s: UIDVALIDITY changed (%d -> %d); rescanning, "
-                        "mail already recorded is recognised by Message-ID",
-                        account.name,
-                        folder,
-                        cursor.uidvalidity,
-                        state.uidvalidity,
-                    )
-                start = 1
-            else:
-                start = cursor.last_uid + 1
-            if state.uidnext is not None and start >= state.uidnext:
-                continue  # nothing new
-            highest = imap.highest_uid(client, state, start)
-            if highest < start:
-                continue
-            uids = imap.candidate_uids(client, plan, start)
-            uidvalidity = state.uidvalidity
-
-            def key_for(uid: int, folder: str = folder, uv: int = uidvalidity) -> SourceKey:
-                return SourceKey(account.name, account.identity, folder, uv, uid)
-
-            ingest(
-                store,
-                pack,
-                settings,
-                imap.fetch_messages(client, key_for, uids, settings.max_message_bytes),
-                report,
-                cursor_for=lambda raw: Cursor(raw.key.uidvalidity, raw.key.uid),
-                on_recorded=on_recorded,
-            )
-            store.move_cursor(account.identity, folder, Cursor(uidvalidity, highest))
+            status = imap.folder_status(client, folder)
+            if (
+                status is not None
+                and status.uidnext is not None
+                and cursor is not None
+                and cursor.uidvalidity == status.uidvalidity
+                and cursor.last_uid + 1 >= status.uidnext
+            ):
+                continue  # nothing new: no EXAMINE, SEARCH or FETCH
+            state = imap.examine(client, account, folder)
+            try:
+                _poll_folder(
+                    client,
+                    account,
+                    folder,
+                    state,
+                    cursor,
+                    store,
+                    pack,
+                    settings,
+                    report,
+                    plan,
+                    wanted,
+                    on_recorded,
+                )
+            finally:
+                if not own:
+                    imap.unselect(client)
     except imap.CONNECTION_ERRORS as exc:
         raise ServerError(
             f"account {account.name}: connection to {account.host} failed during the poll "
             f"({type(exc).__name__}); what was recorded stays recorded"
         ) from None
     finally:
-        imap.logout(client)
+        if own:
+            imap.logout(client)
+
+
+def _poll_folder(
+    client: Any,
+    account: Account,
+    folder: str,
+    state: FolderState,
+    cursor: Cursor | None,
+    store: Store,
+    pack: RulePack,
+    settings: Settings,
+    report: RunReport,
+    plan: SearchPlan,
+    wanted: Callable[[bytes], bool],
+    on_recorded: OnRecorded | None,
+) -> None:
+    from watcher import imap
+
+    if cursor is None or cursor.uidvalidity != state.uidvalidity:
+        if cursor is not None:
+            log.warning(
+                "account %s folder %s: UIDVALIDITY changed (%d -> %d); rescanning, "
+                "mail already recorded is recognised by Message-ID",
+                account.name,
+                folder,
+                cursor.uidvalidity,
+                state.uidvalidity,
+            )
+        start = 1
+    else:
+        start = cursor.last_uid + 1
+    if state.uidnext is not None and start >= state.uidnext:
+        return  # nothing new
+    highest = imap.highest_uid(client, state, start)
+    if highest < start:
+        return
+    uids = imap.candidate_uids(client, plan, start)
+    uidvalidity = state.uidvalidity
+
+    def key_for(uid: int) -> SourceKey:
+        return SourceKey(account.name, account.identity, folder, uidvalidity, uid)
+
+    ingest(
+        store,
+        pack,
+        settings,
+        imap.fetch_messages(client, key_for, uids, settings.max_message_bytes, wanted),
+        report,
+        cursor_for=lambda raw: Cursor(raw.key.uidvalidity, raw.key.uid),
+        on_recorded=on_recorded,
+    )
+    store.move_cursor(account.identity, folder, Cursor(uidvalidity, highest))
 
 
 def poll_local(
