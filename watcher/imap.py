@@ -13,6 +13,7 @@ new UIDs are fetched in bulk and the candidates picked here.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 import ssl
@@ -105,6 +106,8 @@ def _describe(exc: BaseException) -> str:
         return "the connection was refused"
     if isinstance(exc, TimeoutError | socket.timeout):
         return "it did not answer in time"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "there is no network route to the host"
     if isinstance(exc, ssl.SSLError):
         return f"the TLS handshake failed ({exc.reason or type(exc).__name__})"
     return type(exc).__name__
@@ -134,16 +137,66 @@ def connect(account: Account) -> IMAPClient:
     except (OSError, IMAPClientError) as exc:
         raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
-    password = account.password()
     try:
-        client.login(account.username, password)
-    except ImapLoginError:
+        # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
+        secret = account.access_token() if account.uses_oauth2 else account.password()
+    except BaseException:
         _quiet_logout(client)
-        raise LoginError(f"{where} rejected the login for {account.username}") from None
+        raise
+    try:
+        if account.uses_oauth2:
+            client.oauth2_login(account.username, secret)
+        else:
+            client.login(account.username, secret)
+    except ImapLoginError as exc:
+        _quiet_logout(client)
+        reason = explain_login_failure(account, _server_text(exc))
+        raise LoginError(f"{where} rejected the login for {account.username}: {reason}") from None
     except (OSError, IMAPClientError) as exc:
         _quiet_logout(client)
         raise ServerError(f"{where}: login failed: {_describe(exc)}") from None
     return client
+
+
+def _server_text(exc: BaseException) -> str:
+    # imapclient wraps the server's reply as the repr of bytes: "b'[AUTHENTICATIONFAILED] ...'".
+    text = str(exc)
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        text = text[2:-1]
+    return " ".join(text.split())[:160]
+
+
+def explain_login_failure(account: Account, reply: str) -> str:
+    """One clause saying why *account*'s login was most likely rejected, from the server's
+    *reply* and the provider preset (watcher.providers), with the reply quoted at the end.
+
+    Known replies: Gmail's "Application-specific password required", Outlook.com's "Basic
+    authentication is disabled" / "LOGIN failed", RFC 5530's AUTHENTICATIONFAILED.
+    """
+    from watcher import providers
+
+    text = reply.lower()
+    provider = providers.for_host(account.host)
+    said = f" (server said: {reply})" if reply else ""
+    if "application-specific password" in text or "app password" in text:
+        why = "the provider requires an app password (or OAuth2) for IMAP, not the account password"
+    elif "basic authentication is disabled" in text or "basicauthblocked" in text:
+        why = (
+            "the provider has turned off password logins for IMAP: configure oauth2 and run "
+            f"`meta-watcher auth {account.name}`"
+        )
+    elif account.uses_oauth2:
+        why = (
+            "the OAuth2 access token was not accepted: run `meta-watcher auth "
+            f"{account.name}` again and check the client's scopes"
+        )
+    elif provider is not None:
+        why = provider.rejected
+    elif "authenticationfailed" in text or "invalid credentials" in text or "failed" in text:
+        why = "the user name or password is wrong"
+    else:
+        why = "the credentials were not accepted"
+    return why + said
 
 
 def _quiet_logout(client: IMAPClient) -> None:
@@ -223,6 +276,12 @@ def unselect(client: IMAPClient) -> None:
 def list_folders(client: IMAPClient) -> list[str]:
     """Return the names of every folder the account can see (for ``check``)."""
     return [str(name) for _flags, _delim, name in client.list_folders()]
+
+
+def uids_with_message_id(client: IMAPClient, message_id: str) -> list[int]:
+    """UIDs in the open folder whose Message-ID header contains *message_id* (RFC 9051 6.4.4
+    HEADER search), ascending; for re-fetching evidence after UIDVALIDITY changed."""
+    return sorted(int(uid) for uid in client.search(["HEADER", "Message-ID", message_id]))
 
 
 def _search(client: IMAPClient, plan: SearchPlan, start: int) -> list[int] | None:
