@@ -16,6 +16,7 @@ a UTF-8 character boundary.
 
 from __future__ import annotations
 
+import html
 import logging
 import random
 import re
@@ -455,6 +456,10 @@ class Sender:
         target = self.targets[key]
         title_max, body_max = self.limits(key)
         title, body = fit(title, body, title_max, body_max)
+        if target.scheme in _DESKTOP_MARKUP:
+            # The freedesktop spec lets the daemon read the body as markup, and Apprise passes
+            # plain text through unchanged: escape it so "<" or "&" in a subject shows as is.
+            body = html.escape(body, quote=False)
         kind = apprise.NotifyType.WARNING if warning else apprise.NotifyType.INFO
         with self._lock, apprise.LogCapture(level=logging.WARNING) as captured:
             try:
@@ -526,6 +531,7 @@ class Sender:
         return report
 
 
+_DESKTOP_MARKUP = {"dbus", "kde", "qt", "glib", "gnome"}
 _NO_HTTP = {"dbus", "kde", "qt", "glib", "gnome", "macosx", "windows", "mailto", "mailtos"}
 _WARNINGS = {"suspicious", "objection_rejected", "info_requested", "login_failed", "reminder"}
 
