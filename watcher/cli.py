@@ -19,7 +19,7 @@ import click
 
 from watcher import __version__
 from watcher.config import Config, choose_config, load_config
-from watcher.errors import EX_CONFIG, WatcherError
+from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
     from watcher.pipeline import Outcome
@@ -170,7 +170,8 @@ def scan(
     Prints what each message is; verification codes are shown in full here, because you are
     at the terminal. With --db the results are recorded like `run` does.
     """
-    from watcher.mailfiles import read_source
+    from watcher.mailfiles import display_path, kind_of, read_source
+    from watcher.pipeline import process
     from watcher.runner import RunReport, ingest, settings_of
     from watcher.status import Transition
     from watcher.store import Store
@@ -184,34 +185,52 @@ def scan(
     pack = _rules(config)
     settings = settings_of(config)
 
-    def show(outcome: Outcome, _added: list[Transition]) -> None:
-        key, match = outcome.key, outcome.match
-        source = key.identity if key.folder == "" else f"{key.identity}#{key.uid}"
+    def show(outcome: Outcome, source: str) -> None:
+        match = outcome.match
         if as_json:
             click.echo(json.dumps(_scan_record(source, outcome), ensure_ascii=False))
             return
         fields = " ".join(f"{k}={v}" for k, v in outcome.fields.items())
         flag = " SUSPICIOUS" if outcome.suspicious else ""
+        error = f" error={outcome.message.error}" if outcome.message.error else ""
         click.echo(
             f"{source}: {match.kind}{flag} platform={match.platform or '-'} "
             f"account={match.account or '-'} auth={outcome.verdict.result} "
             f"rule={match.rule_id or '-'} {fields}".rstrip()
+            + error
         )
 
     store = Store.open(db, store_codes=config.store_codes) if db is not None else None
+    failed: WatcherError | None = None
     try:
         for path in paths:
-            messages = read_source(path)
-            if store is not None:
-                ingest(store, pack, settings, messages, RunReport(), on_recorded=show)
-            else:
-                from watcher.pipeline import process
+            label = display_path(path)
+            try:
+                single = kind_of(path) == "eml"
+                messages = read_source(path)
+            except WatcherError as exc:  # one bad path does not stop the others
+                click.echo(f"meta-watcher: {exc}", err=True)
+                failed = failed or exc
+                continue
 
+            def shown(
+                outcome: Outcome,
+                _added: list[Transition],
+                single: bool = single,
+                label: str = label,
+            ) -> None:
+                show(outcome, label if single else f"{label}#{outcome.key.uid}")
+
+            if store is not None:
+                ingest(store, pack, settings, messages, RunReport(), on_recorded=shown)
+            else:
                 for raw in messages:
-                    show(process(raw, pack, settings), [])
+                    shown(process(raw, pack, settings), [])
     finally:
         if store is not None:
             store.close()
+    if failed is not None:
+        sys.exit(failed.exit_code)
 
 
 def _scan_record(source: str, outcome: Outcome) -> dict[str, Any]:
@@ -239,7 +258,6 @@ def _scan_record(source: str, outcome: Outcome) -> dict[str, Any]:
 @handle_errors
 def run(once: bool, config_path: Path | None, verbose: int) -> None:
     """Process new mail of every account and folder; keep polling unless --once."""
-    from watcher.errors import EX_UNAVAILABLE
 
     _setup_logging(verbose, logging.INFO)
     config = _load(config_path)
@@ -263,8 +281,8 @@ def run(once: bool, config_path: Path | None, verbose: int) -> None:
         f"{report.duplicates} already known, {report.transitions} status change(s)",
         err=True,
     )
-    if report.errors:
-        sys.exit(EX_CONFIG if any("config" in e for e in report.errors) else EX_UNAVAILABLE)
+    if report.exit_code:
+        sys.exit(report.exit_code)
 
 
 @main.command()
@@ -446,3 +464,9 @@ from watcher.cli_setup import auth_command, init_command, report_command  # noqa
 main.add_command(init_command)
 main.add_command(auth_command)
 main.add_command(report_command)
+
+# Commands for explaining and extending the rules (watcher/cli_rules.py).
+from watcher.cli_rules import reclassify_command, rules_group  # noqa: E402
+
+main.add_command(rules_group)
+main.add_command(reclassify_command)

@@ -190,6 +190,8 @@ class Account(_Frozen):
             )
         if not self.folders:
             raise ValueError("folders must name at least one folder")
+        if self.ca_file is not None and not self.ca_file.is_file():
+            raise ValueError(f"ca_file {self.ca_file} does not exist")
         return self
 
     @property
@@ -450,7 +452,9 @@ def load_config(cli_path: Path | None = None) -> Config:
 
 def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     def fix(value: Any) -> Any:
-        if isinstance(value, str) and value:
+        if isinstance(value, str):
+            if not value.strip():
+                return None  # an empty path is an error, not "the config's folder"
             p = Path(value).expanduser()
             return str(p if p.is_absolute() else base / p)
         return value
@@ -478,15 +482,28 @@ def _resolve_paths(data: dict[str, Any], base: Path) -> dict[str, Any]:
     return out
 
 
+# pydantic's wording for the commonest mistakes, said the way a config file's reader would.
+_PLAIN_MESSAGES = {
+    "extra_forbidden": "unknown key",
+    "missing": "this key is required",
+    "tuple_type": "must be a list, e.g. [INBOX]",
+    "list_type": "must be a list",
+    "path_type": "must be a file or folder path",
+    "string_pattern_mismatch": "may only contain letters, digits and _ . @ + -",
+    "string_too_short": "must not be empty",
+    "bool_parsing": "must be true or false",
+    "int_parsing": "must be a whole number",
+}
+
+
 def parse_config(data: dict[str, Any], path: Path) -> Config:
     """Validate a config mapping read from *path*; raises ConfigError naming the first bad key."""
     try:
         config = Config.model_validate(_resolve_paths(data, path.parent))
     except ValidationError as exc:
         first = exc.errors()[0]
-        msg = str(first["msg"]).removeprefix("Value error, ")
+        default = str(first["msg"]).removeprefix("Value error, ")
+        msg = _PLAIN_MESSAGES.get(str(first["type"]), default.replace("Input should be", "must be"))
         where = _format_loc(first["loc"])
-        if first["type"] == "extra_forbidden":
-            msg = "unknown key"
         raise ConfigError(f"config file {path}: {where}: {msg}") from None
     return config.model_copy(update={"source_path": path})

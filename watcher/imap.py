@@ -120,6 +120,10 @@ def connect(account: Account) -> IMAPClient:
     rejected), each one sentence naming the account and host, never the password.
     """
     where = f"account {account.name}: {account.host}:{account.effective_port}"
+    # The secret first: a broken password source is a config error (exit 78), and it should
+    # not cost a connection to find out.
+    # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
+    secret = account.access_token() if account.uses_oauth2 else account.password()
     try:
         client = IMAPClient(
             account.host,
@@ -137,12 +141,6 @@ def connect(account: Account) -> IMAPClient:
     except (OSError, IMAPClientError) as exc:
         raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
-    try:
-        # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
-        secret = account.access_token() if account.uses_oauth2 else account.password()
-    except BaseException:
-        _quiet_logout(client)
-        raise
     try:
         if account.uses_oauth2:
             client.oauth2_login(account.username, secret)

@@ -1,15 +1,18 @@
 """Local mail sources: a single ``.eml`` file, an mbox file, or a Maildir folder.
 
 Read with the standard ``mailbox`` package; nothing is ever written back. Each message becomes a
-:class:`RawMessage` whose key is (source name, path, item, 0, index): ``item`` is the Maildir
-key or ``#N`` for the N-th message of an mbox (1-based), so a file moved between ``new`` and
-``cur`` or re-read later is recognised again.
+:class:`RawMessage` whose key is (source name, ``local:<source name>``, item, 0, index): ``item``
+is the Maildir key (stable when a file moves between ``new`` and ``cur``), ``<path>#N`` for the
+N-th message of an mbox (1-based), or the path of an ``.eml``. The identity is the configured
+source name, not the path, so moving the files does not make their mail new again (mail already
+recorded is recognised by Message-ID or content).
 """
 
 from __future__ import annotations
 
 import logging
 import mailbox
+import os
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,14 +28,16 @@ def kind_of(path: Path) -> str:
     if path.is_dir():
         if any((path / sub).is_dir() for sub in ("cur", "new")):
             return "maildir"
-        raise ConfigError(f"{path} is a folder but not a Maildir (no cur/ or new/ inside)")
+        raise ConfigError(
+            f"{display_path(path)} is a folder but not a Maildir (no cur/ or new/ inside)"
+        )
     try:
         with path.open("rb") as handle:
             head = handle.read(5)
     except FileNotFoundError:
-        raise ConfigError(f"{path} does not exist") from None
+        raise ConfigError(f"{display_path(path)} does not exist") from None
     except OSError as exc:
-        raise ConfigError(f"{path} cannot be read ({type(exc).__name__})") from None
+        raise ConfigError(f"{display_path(path)} cannot be read ({type(exc).__name__})") from None
     return "mbox" if head == b"From " else "eml"
 
 
@@ -50,16 +55,30 @@ def read_source(path: Path, source: str = "scan") -> Iterator[RawMessage]:
     Maildir is logged and skipped; the rest are read.
     """
     kind = kind_of(path)
-    identity = str(path.resolve())
+    identity = f"local:{source}"
+    where = display_path(path.resolve())
     if kind == "eml":
-        yield RawMessage(SourceKey(source, identity, "", 0, 1), path.read_bytes(), _mtime(path))
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"{display_path(path)} cannot be read ({type(exc).__name__})"
+            ) from None
+        yield RawMessage(SourceKey(source, identity, where, 0, 1), raw, _mtime(path))
         return
     if kind == "mbox":
         box = mailbox.mbox(path, create=False)
         for index, key in enumerate(box.iterkeys(), start=1):
-            yield RawMessage(SourceKey(source, identity, f"#{index}", 0, index), box.get_bytes(key))
+            key_ = SourceKey(source, identity, f"{where}#{index}", 0, index)
+            yield RawMessage(key_, box.get_bytes(key))
         return
     yield from _read_maildir(path, source, identity)
+
+
+def display_path(path: Path) -> str:
+    """*path* as valid UTF-8 text: undecodable bytes in file names become U+FFFD, so a path
+    can always be logged, stored in SQLite and printed as JSON."""
+    return os.fsencode(path).decode("utf-8", "replace")
 
 
 def _read_maildir(path: Path, source: str, identity: str) -> Iterator[RawMessage]:
@@ -71,12 +90,17 @@ def _read_maildir(path: Path, source: str, identity: str) -> Iterator[RawMessage
         if folder.is_dir():
             for file in folder.iterdir():
                 if file.is_file() and not file.name.startswith("."):
-                    files.setdefault(file.name.split(":", 1)[0], file)
+                    files.setdefault(display_path(Path(file.name)).split(":", 1)[0], file)
     for index, key in enumerate(sorted(files), start=1):
         file = files[key]
         try:
             raw = file.read_bytes()
         except OSError as exc:
-            log.warning("Maildir %s: message %s cannot be read (%s)", path, key, type(exc).__name__)
+            log.warning(
+                "Maildir %s: message %s cannot be read (%s)",
+                display_path(path),
+                key,
+                type(exc).__name__,
+            )
             continue
         yield RawMessage(SourceKey(source, identity, key, 0, index), raw, _mtime(file))

@@ -263,7 +263,14 @@ def _bodies(msg: EmailMessage, defects: list[str]) -> tuple[str, list[str]]:
     for doc in plain:
         links.extend(m.group(0).rstrip(".,;:!?") for m in _URL.finditer(doc))
     body = "\n\n".join(plain) if any(p.strip() for p in plain) else "\n\n".join(html_text)
+    if len(body) > MAX_TEXT_CHARS or any(len(doc) > MAX_HTML_CHARS for doc in html):
+        # Links past the cut would go unchecked: the caller records this as an error.
+        raise _TooLongError
     return _normalise_text(body), links
+
+
+class _TooLongError(Exception):
+    """The body text is longer than MAX_TEXT_CHARS (or an HTML part than MAX_HTML_CHARS)."""
 
 
 def parse(raw: bytes, max_bytes: int | None = None, size: int | None = None) -> Message:
@@ -320,8 +327,12 @@ def parse(raw: bytes, max_bytes: int | None = None, size: int | None = None) -> 
     else:
         try:
             text, links = _bodies(msg, defects)
+        except _TooLongError:
+            error = f"message text is over {MAX_TEXT_CHARS} characters: not read in full"
         except Exception as exc:  # noqa: BLE001 - e.g. RecursionError on absurd nesting
             error = f"cannot read the message body: {type(exc).__name__}"
+    if not msg.keys() and error is None:
+        error = "not an e-mail message: no header fields"
     return Message(
         message_id=message_id[:998] if message_id else None,
         date_at=_parse_date(headers.first("Date")),

@@ -130,6 +130,8 @@ def process(raw: RawMessage, pack: RulePack, settings: Settings) -> Outcome:
     counted = (
         match.kind in KINDS
         and not suspicious
+        # A message not read in full (too large, broken body) cannot have its links checked.
+        and message.error is None
         and authentic
         and match.platform is not None
         and match.account is not None
@@ -179,6 +181,15 @@ def forwarded_meta_mail(message: Message, pack: RulePack) -> tuple[Match, str] |
         return None
     match = classify(replace(message, from_name="", from_addr=quoted, subject=subject), pack)
     return (match, quoted) if match.kind in KINDS else None
+
+
+_CODE_LIKE = re.compile(r"(?<!\d)(\d{2})(\d{4,6})(?!\d)")
+
+
+def mask_codes_in(text: str) -> str:
+    """Mask every run of 6 to 8 digits in *text* like :func:`mask_code` (for the subject of
+    a verification-code mail, which often carries the code: "270615 is your code")."""
+    return _CODE_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
 
 
 def mask_code(code: str | None) -> str | None:
