@@ -1,9 +1,19 @@
 """Date phrases in Meta's mails ("26. Juni 2024", "June 26, 2024", "26 czerwca 2024") -> date.
 
-Month names come from babel's CLDR data for the mail's language (wide and abbreviated, format
-and stand-alone forms, so genitive forms such as Polish "czerwca" work), never from hand-written
-tables. Numeric dates are read day-first ("26.06.2024", "26/06/2024"), as Meta's EU mails write
-them; ISO dates ("2024-06-26") are read as such.
+Month names come from babel's CLDR data for the mail's language and its European regional
+variants (wide and abbreviated, format and stand-alone forms), never from hand-written tables:
+so genitive forms (Polish "czerwca", Czech "června", Greek "Ιουνίου", Finnish "kesäkuuta"),
+Austrian "Jänner" and British "Sept" all work. A word that starts a month name ("Sept." for
+September) counts when it names only one month.
+
+Formats read, in this order of preference:
+
+* ISO ``2024-06-26``;
+* year first, as Hungarian writes dates: ``2024.06.26``, ``2024. 06. 26.``, ``2024. június 26.``;
+* numeric day first, as Meta's EU mails write them: ``26.06.2024``, ``26. 6. 2024``,
+  ``26/06/2024`` (never month first: ``06/07/2024`` is 6 July);
+* a month name with a day and a year in either order, ordinals included: ``26th June 2024``,
+  ``June 26th, 2024``, ``1er juillet 2024``, ``26 de junio de 2024``, ``26-án``.
 """
 
 from __future__ import annotations
@@ -13,10 +23,19 @@ import re
 import unicodedata
 from datetime import date
 
-_NUMERIC = re.compile(r"\b(\d{1,2})[./-](\d{1,2})[./-](\d{4})\b")
 _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
+_YEAR_FIRST = re.compile(r"\b(\d{4})\.\s?(\d{1,2})\.\s?(\d{1,2})\b")
+_NUMERIC = re.compile(r"\b(\d{1,2})([./-])\s?(\d{1,2})\2\s?(\d{4})\b")
 _WORD = re.compile(r"[^\W\d_]+", re.UNICODE)
 _NUMBER = re.compile(r"\d+")
+
+# Countries whose regional CLDR data can add month spellings (EU/EEA, Switzerland, the UK).
+# fmt: off
+_TERRITORIES = (
+    "AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR", "GB", "GR", "HR", "HU",
+    "IE", "IS", "IT", "LI", "LT", "LU", "LV", "MT", "NL", "NO", "PL", "PT", "RO", "SE", "SI", "SK",
+)
+# fmt: on
 
 
 def _fold(word: str) -> str:
@@ -28,16 +47,25 @@ def _fold(word: str) -> str:
 def month_names(language: str) -> dict[str, int]:
     """Return {folded month name: month number} for *language* (ISO 639-1) from CLDR.
 
-    Falls back to English when babel does not know the language.
+    Folded means case-folded without accents and without a trailing dot ("Μαΐου" -> "μαιου").
+    Regional variants in Europe are merged in ("de" includes de_AT's "Jänner"); English names
+    are always added, as Meta mixes English into other languages' mails. Unknown languages get
+    English only.
     """
-    from babel import Locale, UnknownLocaleError
+    from babel import Locale, UnknownLocaleError, localedata
 
-    names: dict[str, int] = {}
+    locales: list[Locale] = []
     for lang in dict.fromkeys((language, "en")):
         try:
-            locale = Locale.parse(lang)
+            locales.append(Locale.parse(lang))
         except (UnknownLocaleError, ValueError):
             continue
+        for territory in _TERRITORIES:
+            identifier = f"{lang}_{territory}"
+            if localedata.exists(identifier):
+                locales.append(Locale.parse(identifier))
+    names: dict[str, int] = {}
+    for locale in locales:
         for context in ("format", "stand-alone"):
             for width in ("wide", "abbreviated"):
                 for number, name in locale.months[context][width].items():
@@ -47,20 +75,39 @@ def month_names(language: str) -> dict[str, int]:
     return names
 
 
+@functools.lru_cache(maxsize=1024)
+def _month_of(word: str, language: str) -> int | None:
+    """The month *word* names in *language*: an exact name, else the one month whose name it
+    starts (at least 3 letters); None otherwise."""
+    months = month_names(language)
+    folded = _fold(word)
+    if folded in months:
+        return months[folded]
+    if len(folded) < 3:
+        return None
+    found = {number for name, number in months.items() if name.startswith(folded)}
+    return found.pop() if len(found) == 1 else None
+
+
 def parse_date_phrase(phrase: str, language: str) -> date | None:
     """Return the first date written in *phrase*, or None when there is none or it is invalid.
 
-    Understands day-month-year and month-day-year with month names of *language* (ordinals
-    such as "26th" and "26." included), numeric day-first dates, and ISO dates.
+    *language* is the ISO 639-1 code whose month names to use (English ones always work too).
+    See the module docstring for the formats.
     """
     iso = _ISO.search(phrase)
     if iso:
         return _safe_date(int(iso.group(1)), int(iso.group(2)), int(iso.group(3)))
+    year_first = _YEAR_FIRST.search(phrase)
+    if year_first:
+        return _safe_date(*(int(year_first.group(i)) for i in (1, 2, 3)))
     numeric = _NUMERIC.search(phrase)
     if numeric:
-        return _safe_date(int(numeric.group(3)), int(numeric.group(2)), int(numeric.group(1)))
-    months = month_names(language)
-    month = next((months[_fold(w)] for w in _WORD.findall(phrase) if _fold(w) in months), None)
+        return _safe_date(int(numeric.group(4)), int(numeric.group(3)), int(numeric.group(1)))
+    month = next(
+        (m for m in (_month_of(w, language) for w in _WORD.findall(phrase)) if m is not None),
+        None,
+    )
     numbers = [int(n) for n in _NUMBER.findall(phrase)]
     years = [n for n in numbers if 1900 <= n <= 2100]
     days = [n for n in numbers if 1 <= n <= 31]

@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -119,6 +120,17 @@ MIGRATIONS: tuple[str, ...] = (
         beat_at              TEXT    NOT NULL,
         stale_after_seconds  REAL    NOT NULL,     -- stale when beat_at is older than this
         pid                  INTEGER NOT NULL
+    ) STRICT;
+    """,
+    # 3: raw copies of unrecognized and suspicious Meta mail, so the current rules can be rerun
+    # on it (`meta-watcher rules test --db ID`, `meta-watcher reclassify`). Never kept for
+    # verification-code mail: its raw text holds the code.
+    """
+    CREATE TABLE raw_messages (
+        message_ref   INTEGER PRIMARY KEY REFERENCES messages (id),
+        raw           BLOB    NOT NULL,  -- the bytes as fetched (RFC 5322)
+        kept_at       TEXT    NOT NULL,
+        rechecked_at  TEXT               -- when `reclassify` last reran the rules on it
     ) STRICT;
     """,
 )
@@ -392,6 +404,8 @@ class Store:
                 added: list[Transition] = []
                 if outcome.worth_recording:
                     ref = self._insert_message(outcome)
+                    if ref is not None and keeps_raw(outcome, self._store_codes):
+                        self._keep_raw(ref, outcome)
                     if ref is not None and outcome.counted:
                         match = outcome.match
                         assert match.platform is not None
@@ -703,6 +717,178 @@ class Store:
             CountedMail(row[0], row[1], row[2], datetime.fromisoformat(row[3]), row[4])
             for row in rows
         ]
+
+    # ------------------------------------------------------------------ raw copies, reclassify
+
+    def _keep_raw(self, message_ref: int, outcome: Outcome) -> None:
+        assert outcome.raw is not None
+        self._conn.execute(
+            "INSERT INTO raw_messages (message_ref, raw, kept_at) VALUES (?, ?, ?) "
+            "ON CONFLICT (message_ref) DO NOTHING",
+            (message_ref, outcome.raw, iso(utc_now())),
+        )
+
+    def has_message(self, message_ref: int) -> bool:
+        """True when the messages table has a row with id *message_ref*."""
+        sql = "SELECT 1 FROM messages WHERE id = ?"
+        return self._conn.execute(sql, (message_ref,)).fetchone() is not None
+
+    def kept_message(self, message_ref: int) -> KeptMessage | None:
+        """The message with id *message_ref* and its raw copy; None when no copy is kept."""
+        row = self._conn.execute(_KEPT_SQL + " WHERE m.id = ?", (message_ref,)).fetchone()
+        return _kept(row) if row is not None else None
+
+    def kept_messages(self) -> list[KeptMessage]:
+        """Every message whose raw copy is kept, in the order they were recorded."""
+        return [_kept(row) for row in self._conn.execute(_KEPT_SQL + " ORDER BY m.id")]
+
+    def uncopied_count(self) -> int:
+        """How many unrecognized or suspicious messages have no raw copy (recorded before
+        copies were kept, or holding a code-like number): reclassify cannot rerun those."""
+        row = self._conn.execute(
+            "SELECT count(*) FROM messages m WHERE (m.kind = 'unrecognized' OR m.suspicious = 1) "
+            "AND NOT EXISTS (SELECT 1 FROM raw_messages r WHERE r.message_ref = m.id)"
+        ).fetchone()
+        return int(row[0])
+
+    def reclassify(self, message_ref: int, outcome: Outcome) -> list[Transition]:
+        """Store *outcome*, the current rules' verdict on the kept message *message_ref*, in
+        place of its old classification, and replay the accounts it leaves or joins: one
+        transaction. A message that is now a verification-code mail loses its raw copy (the
+        code stays masked in ``fields``). Returns the transitions added. Raises StoreError."""
+        match, verdict = outcome.match, outcome.verdict
+        fields = dict(outcome.fields)
+        if "code" in fields and not self._store_codes:
+            fields["code"] = mask_code(fields["code"])
+        try:
+            with self.transaction():
+                old = self._conn.execute(
+                    "SELECT platform, account, counted FROM messages WHERE id = ?",
+                    (message_ref,),
+                ).fetchone()
+                if old is None:
+                    raise StoreError(f"database {self.path} has no message {message_ref}")
+                self._conn.execute(
+                    "UPDATE messages SET kind = ?, platform = ?, account = ?, language = ?, "
+                    "authenticity = ?, auth_reasons = ?, authserv_id = ?, suspicious = ?, "
+                    "counted = ?, rule_id = ?, fields = ? WHERE id = ?",
+                    (
+                        match.kind,
+                        match.platform,
+                        match.account,
+                        match.language,
+                        verdict.result,
+                        json.dumps(list(verdict.reasons), ensure_ascii=False),
+                        verdict.authserv_id,
+                        int(outcome.suspicious),
+                        int(outcome.counted),
+                        match.rule_id,
+                        json.dumps(fields, ensure_ascii=False, sort_keys=True),
+                        message_ref,
+                    ),
+                )
+                if match.kind == "verification_code":
+                    sql = "DELETE FROM raw_messages WHERE message_ref = ?"
+                    self._conn.execute(sql, (message_ref,))
+                else:
+                    self._conn.execute(
+                        "UPDATE raw_messages SET rechecked_at = ? WHERE message_ref = ?",
+                        (iso(utc_now()), message_ref),
+                    )
+                accounts: list[tuple[str, str]] = []
+                if old[2]:
+                    accounts.append((old[0], old[1]))
+                if outcome.counted:
+                    assert match.platform is not None
+                    assert match.account is not None
+                    accounts.append((match.platform, match.account))
+                added: list[Transition] = []
+                for platform, account in dict.fromkeys(accounts):
+                    added += self._replay_account(platform, account)
+                if self.outbox_planner is not None:
+                    self._insert_outbox(self.outbox_planner(outcome, added), message_ref)
+        except sqlite3.Error as exc:
+            raise StoreError(
+                f"database {self.path}: cannot reclassify message {message_ref}: {exc}"
+            ) from None
+        return added
+
+
+# A raw copy bigger than this is not kept: one hostile 25 MB mail must not bloat the log.
+MAX_KEPT_RAW_BYTES = 2 * 1024 * 1024
+# What a verification code looks like (the rule pack's code extractor).
+_CODE_LIKE = re.compile(r"(?<![\d.,])\d{6,8}(?![\d.,])")
+
+
+def keeps_raw(outcome: Outcome, store_codes: bool) -> bool:
+    """True when the store keeps *outcome*'s raw bytes: an ``unrecognized`` or suspicious
+    mail, so the rules can be rerun on it after they change. Never a verification-code mail
+    (its raw text holds the code), nor, unless *store_codes*, one whose text holds a
+    code-like number (a code mail in a wording no rule knows yet), nor one over
+    MAX_KEPT_RAW_BYTES."""
+    if outcome.raw is None or len(outcome.raw) > MAX_KEPT_RAW_BYTES:
+        return False
+    kind = outcome.match.kind
+    if kind == "verification_code" or not (kind == "unrecognized" or outcome.suspicious):
+        return False
+    text = f"{outcome.message.subject}\n{outcome.message.text}"
+    return store_codes or _CODE_LIKE.search(text) is None
+
+
+@dataclass(frozen=True)
+class KeptMessage:
+    """A recorded message whose raw bytes are kept, with its classification as stored.
+
+    ``id`` is the messages-table id (``rules test --db ID``); ``mail_date`` is ISO 8601 UTC and
+    ``date_source`` says whether it came from the Date header or INTERNALDATE.
+    """
+
+    id: int
+    source: str
+    identity: str
+    folder: str
+    uidvalidity: int
+    uid: int
+    subject: str
+    kind: str
+    platform: str | None
+    account: str | None
+    rule_id: str | None
+    suspicious: bool
+    counted: bool
+    fields: dict[str, str | None]
+    mail_date: str | None
+    date_source: str
+    raw: bytes
+
+
+_KEPT_SQL = (
+    "SELECT m.id, m.source, m.identity, m.folder, m.uidvalidity, m.uid, m.subject, m.kind, "
+    "m.platform, m.account, m.rule_id, m.suspicious, m.counted, m.fields, m.mail_date, "
+    "m.date_source, r.raw FROM raw_messages r JOIN messages m ON m.id = r.message_ref"
+)
+
+
+def _kept(row: sqlite3.Row) -> KeptMessage:
+    return KeptMessage(
+        id=row[0],
+        source=row[1],
+        identity=row[2],
+        folder=row[3],
+        uidvalidity=row[4],
+        uid=row[5],
+        subject=row[6],
+        kind=row[7],
+        platform=row[8],
+        account=row[9],
+        rule_id=row[10],
+        suspicious=bool(row[11]),
+        counted=bool(row[12]),
+        fields=json.loads(row[13]),
+        mail_date=row[14],
+        date_source=row[15],
+        raw=bytes(row[16]),
+    )
 
 
 def _ms(value: datetime) -> str:
