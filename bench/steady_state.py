@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import resource
 import signal
 import subprocess
 import sys
@@ -33,7 +32,6 @@ from typing import Any
 from benchlib import BenchServer, mailbox_for, mib, table, watcher_config
 from mailgen import corpus_meta_mails
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
@@ -43,9 +41,27 @@ def rss_bytes(pid: int | str = "self") -> int:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of *pid* (all its threads) so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+    """CPU seconds of *pid* so far, summed over its threads from /proc/PID/task/*/schedstat
+    (nanoseconds; /proc/PID/stat counts in 10 ms ticks, too coarse for an idle process)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            total += int((task / "schedstat").read_text().split()[0])
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # a thread that just ended
+    return total / 1e9
+
+
+def wakeups(pid: int) -> dict[str, int]:
+    """Times each thread of *pid* was scheduled so far, by thread name."""
+    out: dict[str, int] = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip() + "/" + task.name
+            out[name] = int((task / "schedstat").read_text().split()[2])
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return out
 
 
 class Deliverer:
@@ -185,9 +201,7 @@ def main() -> None:
         imap.logout(client)
         print(
             f"RSS over {args.cycles} polls with no new mail ({took / args.cycles * 1000:.2f} ms "
-            "per poll): "
-            + ", ".join(f"after {c}: {mib(r)}" for c, r in rss)
-            + f"; peak {mib(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)}",
+            "per poll): " + ", ".join(f"after {c}: {mib(r)}" for c, r in rss),
             flush=True,
         )
         store.close()
@@ -218,8 +232,10 @@ def idle_daemon(
             time.sleep(0.1)
         time.sleep(2)  # let start-up work (first poll, scheduler) settle
         cpu0, rss0, t0 = cpu_seconds(proc.pid), rss_bytes(proc.pid), time.monotonic()
+        wake0 = wakeups(proc.pid)
         time.sleep(seconds)
         cpu1, rss1, took = cpu_seconds(proc.pid), rss_bytes(proc.pid), time.monotonic() - t0
+        wake1 = wakeups(proc.pid)
         per_hour = (cpu1 - cpu0) / took * 3600
         polls = 3600 / poll_interval
         print(
@@ -229,6 +245,11 @@ def idle_daemon(
             f"s/hour; RSS {mib(rss0)} -> {mib(rss1)}; threads "
             f"{len(os.listdir(f'/proc/{proc.pid}/task'))}",
             flush=True,
+        )
+        busy = {k: (wake1[k] - wake0.get(k, 0)) / took for k in wake1}
+        print(
+            "  wake-ups per second by thread: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in sorted(busy.items()) if v > 0)
         )
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -133,6 +133,15 @@ MIGRATIONS: tuple[str, ...] = (
         rechecked_at  TEXT               -- when `reclassify` last reran the rules on it
     ) STRICT;
     """,
+    # 4: `status` counts the mail that needs a look (needs_attention) from these small partial
+    # indexes instead of reading every row: 50 ms -> under 1 ms with 100,000 recorded messages
+    # (bench/status_log.py).
+    """
+    CREATE INDEX messages_suspicious ON messages (id) WHERE suspicious = 1;
+    CREATE INDEX messages_unrecognized ON messages (id)
+        WHERE kind = 'unrecognized' AND suspicious = 0;
+    CREATE INDEX messages_error ON messages (id) WHERE error IS NOT NULL;
+    """,
 )
 
 
@@ -540,10 +549,11 @@ class Store:
     def needs_attention(self) -> dict[str, int]:
         """Counts of recorded mail a person should look at: ``suspicious`` look-alikes,
         ``unrecognized`` Meta privacy mail, and mail with a parse ``error``."""
+        # Each WHERE is exactly a partial index's (migration 4), so no row is read.
         row = self._conn.execute(
-            "SELECT coalesce(sum(suspicious), 0), "
-            "coalesce(sum(kind = 'unrecognized' AND suspicious = 0), 0), "
-            "coalesce(sum(error IS NOT NULL), 0) FROM messages"
+            "SELECT (SELECT count(*) FROM messages WHERE suspicious = 1), "
+            "(SELECT count(*) FROM messages WHERE kind = 'unrecognized' AND suspicious = 0), "
+            "(SELECT count(*) FROM messages WHERE error IS NOT NULL)"
         ).fetchone()
         return {"suspicious": row[0], "unrecognized": row[1], "error": row[2]}
 
