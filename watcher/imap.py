@@ -65,13 +65,6 @@ class SearchPlan:
 MIN_SUBJECT_WORD = 4
 
 
-# IMAP SEARCH matches substrings (RFC 9051 6.4.4): a two-letter subject word such as "KI" or
-# "IA" matches "Kino", "Wiki", "media", "via", "social" and so picks a third of a real
-# mailbox. Mail that talks about "KI" or "IA" and claims to be Meta also names Meta, Facebook
-# or Instagram in its subject or From, which the other words catch.
-MIN_SUBJECT_WORD = 4
-
-
 def search_plan(pack: RulePack) -> SearchPlan:
     """Derive the search words: Meta's sender domains' names and the look-alike tokens of four
     letters or more for From; ``search_subject_words`` of MIN_SUBJECT_WORD characters or more
@@ -278,41 +271,6 @@ def unselect(client: IMAPClient) -> None:
         client.close_folder()
 
 
-def folder_status(client: IMAPClient, folder: str) -> FolderState | None:
-    """Ask for *folder*'s UIDVALIDITY, UIDNEXT and MESSAGES without opening it (STATUS, RFC
-    9051 6.3.11): one round trip, so a poll that finds nothing new costs no EXAMINE, SEARCH
-    or FETCH. Returns None when the server refuses (the caller then EXAMINEs, which names the
-    problem); a dropped connection raises one of CONNECTION_ERRORS.
-
-    RFC 9051 advises against STATUS on the selected folder: callers that keep a connection
-    across polls :func:`unselect` after working on a folder.
-    """
-    try:
-        info = client.folder_status(folder, [b"UIDVALIDITY", b"UIDNEXT", b"MESSAGES"])
-    except IMAPClientAbortError:
-        raise
-    except IMAPClientError:
-        return None
-    try:
-        uidnext = info.get(b"UIDNEXT")
-        return FolderState(
-            int(info[b"UIDVALIDITY"]),
-            int(uidnext) if uidnext else None,
-            int(info.get(b"MESSAGES", 0)),
-        )
-    except (KeyError, TypeError, ValueError):
-        return None
-
-
-def unselect(client: IMAPClient) -> None:
-    """Leave the selected folder without expunging anything (UNSELECT, RFC 3691; else CLOSE,
-    which expunges nothing in a folder opened with EXAMINE, RFC 9051 6.4.1)."""
-    if client.has_capability("UNSELECT"):
-        client.unselect_folder()
-    else:
-        client.close_folder()
-
-
 def list_folders(client: IMAPClient) -> list[str]:
     """Return the names of every folder the account can see (for ``check``)."""
     return [str(name) for _flags, _delim, name in client.list_folders()]
@@ -385,15 +343,6 @@ def highest_uid(client: IMAPClient, state: FolderState, start: int) -> int:
         return 0
     found = client.search(["UID", f"{max(start, 1)}:*"])
     return max((int(u) for u in found), default=0)
-
-
-def _from_field(item: dict[bytes, Any]) -> bytes:
-    # The response key echoes the request without ".PEEK"; Dovecot and others may differ in
-    # case or spacing, so match on the prefix.
-    for key, value in item.items():
-        if key.upper().startswith(b"BODY[HEADER.FIELDS") and isinstance(value, bytes):
-            return value
-    return b""
 
 
 def _from_field(item: dict[bytes, Any]) -> bytes:
