@@ -309,3 +309,43 @@ def test_rejected_oauth2_token_is_explained_as_such() -> None:
     acc = _account("imap.gmail.com", oauth2_token_command="print-token")
     text = explain_login_failure(acc, "[AUTHENTICATIONFAILED] Invalid credentials (Failure)")
     assert text.startswith("the OAuth2 access token was not accepted: run `meta-watcher auth a`")
+
+
+def test_check_names_untrusted_certificate_unreachable_host_and_missing_folder(
+    dovecot: DovecotServer, dovecot_user: tuple[str, str], tmp_path: Path
+) -> None:
+    from dovecot import free_ports
+
+    user, password = dovecot_user
+    secret = tmp_path / "password"
+    secret.write_text(password + "\n")
+    base = {"host": dovecot.host, "username": user, "password_file": str(secret), "timeout": 10}
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "trusted_authserv_ids": ["mx.home.example"],
+                "database": str(tmp_path / "log.sqlite3"),
+                "accounts": [
+                    {"name": "nocert", "port": dovecot.port, **base},
+                    {"name": "closed", "port": free_ports(1)[0], **base},
+                    {
+                        "name": "nofolder",
+                        "port": dovecot.port,
+                        "ca_file": str(dovecot.ca_file),
+                        "folders": ["INBOX", "Meta"],
+                        **base,
+                    },
+                ],
+            }
+        )
+    )
+    done = mw(tmp_path, "check", "--config", str(config), expect=1)
+    fails = [line for line in done.stdout.splitlines() if line.startswith("FAIL")]
+    assert len(fails) == 3, done.stdout
+    assert "account nocert" in fails[0]
+    assert "its TLS certificate is not trusted (set ca_file" in fails[0]
+    assert "account closed" in fails[1]
+    assert "cannot be reached: the connection was refused" in fails[1]
+    assert "account nofolder: folder 'Meta' does not exist on 127.0.0.1" in fails[2]
+    assert password not in done.stdout + done.stderr

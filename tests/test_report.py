@@ -281,7 +281,9 @@ def test_export_eml_from_a_local_maildir_and_says_what_is_missing(tmp_path: Path
     out = tmp_path / "evidence"
     done = mw("report", "--config", str(config), "--export-eml", str(out), expect=1)
     assert "exported 1 of 2 mail(s)" in done.stderr
-    assert f"not exported: {maildir.resolve()} no longer holds this mail" in done.stderr
+    assert (
+        f"not exported: local source archive ({maildir}) no longer holds this mail" in done.stderr
+    )
     (name,) = _sums(out)
     assert (out / name).read_bytes() == (CORPUS / "de-2024-accepted-instagram.eml").read_bytes()
 
@@ -307,3 +309,12 @@ def test_deadline_is_one_calendar_month(tmp_path: Path) -> None:
     # 31 January + one month = 28 February (the month has no 31st).
     assert objection.due_at == datetime(2025, 2, 28, 10, 0, tzinfo=UTC)
     assert objection.due_at - objection.objected_at == timedelta(days=28)
+
+
+def test_export_eml_of_files_recorded_by_scan(corpus_db: Path, tmp_path: Path) -> None:
+    out = tmp_path / "evidence"
+    args = ["report", "--config", str(corpus_db), "--account", "anna.insta@example.org"]
+    done = mw(*args, "--export-eml", str(out))
+    assert "exported 4 of 4 mail(s)" in done.stderr
+    corpus = {hashlib.sha256(p.read_bytes()).hexdigest() for p in CORPUS.glob("*.eml")}
+    assert set(_sums(out).values()) <= corpus

@@ -475,8 +475,8 @@ def device_flow(
     uri = str(start.get("verification_uri") or start.get("verification_url") or "")
     if not device_code or not user_code or not uri:
         raise ServerError(f"{where}: the device authorization answer lacks a code or a URL")
-    interval = max(float(start.get("interval", 5)), 1.0)
-    expires_in = min(float(start.get("expires_in", 900)), CONSENT_TIMEOUT_SECONDS)
+    interval = max(_number(start.get("interval"), 5.0), 1.0)
+    expires_in = min(_number(start.get("expires_in"), 900.0), CONSENT_TIMEOUT_SECONDS)
     say(f"Open {uri} in a browser and enter the code {user_code} (valid {int(expires_in)} s).")
     deadline = clock() + timedelta(seconds=expires_in)
     form = {**_client_form(settings), "grant_type": DEVICE_GRANT, "device_code": device_code}
@@ -499,6 +499,13 @@ def device_flow(
                 break
             raise _refused(where, account.name, exc, "device authorization") from None
     raise SecretError(f"{where}: the code expired before the sign-in was completed; run auth again")
+
+
+def _number(value: object, default: float) -> float:
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return default
 
 
 def _pkce() -> tuple[str, str]:

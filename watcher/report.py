@@ -685,15 +685,27 @@ def _export_local(config: Config, mails: list[MailRow], directory: Path) -> list
     from watcher.errors import WatcherError
     from watcher.mailfiles import read_source
 
+    paths = {s.name: s.path for s in config.local}
     out: list[Exported] = []
-    by_identity: dict[str, list[MailRow]] = {}
+    by_source: dict[str, list[MailRow]] = {}
     for m in mails:
-        by_identity.setdefault(m.identity, []).append(m)
-    for identity, group in by_identity.items():
+        by_source.setdefault(m.source, []).append(m)
+    for source, group in by_source.items():
+        path = paths.get(source)
+        if path is None:
+            # `scan --db` records files outside the config: an .eml file's folder is its path.
+            for m in group:
+                file = Path(m.folder)
+                data = file.read_bytes() if m.folder and file.is_file() else None
+                if data is not None and hashlib.sha256(data).hexdigest() == m.sha256:
+                    out.append(Exported(m, _write_eml(directory, m, data), None))
+                else:
+                    out.append(Exported(m, None, f"{source}: {m.folder or m.identity} is gone"))
+            continue
         wanted = {m.sha256: m for m in group}
         found: dict[str, bytes] = {}
         try:
-            for raw in read_source(Path(identity), group[0].source):
+            for raw in read_source(path, source):
                 digest = hashlib.sha256(raw.raw).hexdigest()
                 if digest in wanted:
                     found[digest] = raw.raw
@@ -704,7 +716,9 @@ def _export_local(config: Config, mails: list[MailRow], directory: Path) -> list
             if digest in found:
                 out.append(Exported(m, _write_eml(directory, m, found[digest]), None))
             else:
-                out.append(Exported(m, None, f"{identity} no longer holds this mail"))
+                out.append(
+                    Exported(m, None, f"local source {source} ({path}) no longer holds this mail")
+                )
     return out
 
 
