@@ -337,6 +337,13 @@ def _ask_secret(values: dict[str, Any], preset: Any) -> None:
         values["oauth2_client_id"] = _ask("OAuth2 client id", "--oauth2-client-id")
 
 
+def _has_gui() -> bool:
+    # Without a display, webbrowser would start a text browser (lynx, w3m) in this terminal.
+    return sys.platform in ("darwin", "win32") or bool(
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    )
+
+
 def _find_account(accounts: tuple[Account, ...], name: str) -> Account:
     for account in accounts:
         if account.name == name or account.username == name:
@@ -382,7 +389,7 @@ def auth_command(
             account,
             say=click.echo,
             flow=flow,
-            open_browser=None if no_browser or paste else webbrowser.open,
+            open_browser=None if no_browser or paste or not _has_gui() else webbrowser.open,
             paste=(lambda: str(click.prompt("Address", prompt_suffix=": "))) if paste else None,
         )
         where = (
