@@ -99,7 +99,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--polls", type=int, default=100, help="cycles per measurement (100)")
     parser.add_argument("--cycles", type=int, default=10_000, help="cycles for the RSS run")
-    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument(
+        "--idle-seconds",
+        type=float,
+        default=150.0,
+        help="idle daemon window (150 s: 2 heartbeats, a server keepalive)",
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))

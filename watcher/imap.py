@@ -460,14 +460,38 @@ def idle_start(client: IMAPClient) -> bool:
     return pending.pop("EXISTS", None) is not None or pending.pop("RECENT", None) is not None
 
 
-def idle_wait(client: IMAPClient, timeout_seconds: float) -> IdleNews:
+def idle_wait(client: IMAPClient, timeout_seconds: float, wake_fd: int | None = None) -> IdleNews:
     """Wait up to *timeout_seconds* for responses during IDLE.
 
     imapclient's ``idle_check`` swallows an EOF and returns nothing, which would look like
     silence forever; a wait that returns early with nothing is therefore ``suspect``.
+
+    With *wake_fd* (a pipe that becomes readable when the caller must stop), the wait also
+    ends when that descriptor is readable, returning no news: an idle connection then sleeps
+    until the server speaks or the caller stops, instead of waking often to look at a flag.
     """
     import time
 
+    if wake_fd is not None:
+        import select
+
+        sock = client.socket()
+        pending = sock.pending() if isinstance(sock, ssl.SSLSocket) else 0
+        if not pending:
+            poller = select.poll()
+            poller.register(sock.fileno(), select.POLLIN)
+            poller.register(wake_fd, select.POLLIN)
+            ready = {fd for fd, _event in poller.poll(max(timeout_seconds, 0.0) * 1000)}
+            if sock.fileno() not in ready:
+                return IdleNews(False, False, False, False)  # timed out, or woken to stop
+        responses = client.idle_check(timeout=0)
+        # Readable but nothing to read: the server closed the connection (EOF).
+        return IdleNews(
+            _reports_new_mail(responses),
+            bool(responses),
+            any(isinstance(r, tuple) and r and r[0] == b"BYE" for r in responses),
+            not responses,
+        )
     started = time.monotonic()
     responses = client.idle_check(timeout=timeout_seconds)
     elapsed = time.monotonic() - started
