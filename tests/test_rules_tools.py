@@ -459,3 +459,20 @@ def test_explain_is_pure_and_needs_no_database(pack: RulePack) -> None:
     e = explain(outcome, unfiltered)
     assert e.gate is None
     assert not any(r.skipped for r in e.reports)
+
+
+def test_rules_test_explains_every_message_of_an_mbox(setup: Path) -> None:
+    import mailbox
+
+    box = mailbox.mbox(setup / "two.mbox")
+    for path in (LANG / "nl" / "nl-2025-accepted-facebook.eml", NEW_WORDING):
+        box.add(path.read_bytes())
+    box.flush()
+    box.close()
+    done = cli("rules", "test", "--config", "config.yaml", "two.mbox", cwd=setup)
+    assert done.returncode == 0, done.stderr
+    results = [line for line in done.stdout.splitlines() if line.startswith("Result:")]
+    assert len(results) == 2
+    assert "by rule nl.objection_accepted" in results[0]
+    assert results[1].startswith("Result: unrecognized")
+    assert "two.mbox#2" in done.stdout

@@ -166,13 +166,14 @@ def rules_test(
         outcome = rerun(kept, pack, settings)
         click.echo(render(explain(outcome, pack, rule_ids), f"database message {message_ref}"))
         return
-    from watcher.mailfiles import read_source
+    from watcher.mailfiles import kind_of, read_source
 
     assert path is not None
+    single = kind_of(path) == "eml"
     for number, raw in enumerate(read_source(path, "rules-test")):
         if number:
             click.echo("\n" + "-" * 72 + "\n")
-        label = str(path) if raw.key.folder == "" else f"{path} ({raw.key.folder})"
+        label = str(path) if single else raw.key.folder
         click.echo(render(explain(process(raw, pack, settings), pack, rule_ids), label))
 
 
