@@ -140,6 +140,11 @@ class PlatformSpec(_Strict):
     sender_domains: list[str] = []
     names: list[str] = []
 
+    @field_validator("names")
+    @classmethod
+    def _names(cls, values: list[str]) -> list[str]:
+        return _compile_all(values, "phrase")
+
 
 class MetaSpec(_Strict):
     """Meta's sending and link domains, and what counts as claiming to be Meta."""
@@ -148,6 +153,11 @@ class MetaSpec(_Strict):
     link_domains: list[str] = Field(min_length=1)
     claim_names: list[str] = []
     lookalike_tokens: list[str] = []
+
+    @field_validator("claim_names")
+    @classmethod
+    def _claim_names(cls, values: list[str]) -> list[str]:
+        return _compile_all(values, "phrase")
 
 
 class RulesFile(_Strict):
@@ -163,6 +173,11 @@ class RulesFile(_Strict):
     search_subject_words: list[str] = []
     rules: list[RuleSpec] = []
     disable: list[str] = []
+
+    @field_validator("account_phrases", "topic")
+    @classmethod
+    def _phrases(cls, values: list[str]) -> list[str]:
+        return _compile_all(values, "phrase")
 
 
 @dataclass(frozen=True)
