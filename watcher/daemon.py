@@ -40,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from watcher import imap
+from watcher import imap, systemd
 from watcher.config import Account, Config, parse_duration
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
 from watcher.notify import (
@@ -484,11 +484,23 @@ class Daemon:
             len(config.notify),
         )
         self.outbox_ready.set()  # deliver what a previous run left pending
+        watchdog = systemd.watchdog_seconds()
+        if watchdog is not None:
+            # Pinged from the scheduler: if its thread hangs, systemd restarts the service.
+            scheduler.add_job(
+                lambda: systemd.notify("WATCHDOG=1"),
+                "interval",
+                seconds=max(watchdog / 2, 0.5),
+                id="watchdog",
+                coalesce=True,
+            )
         for thread in threads:
             thread.start()
         scheduler.start()
+        systemd.notify(f"READY=1\nSTATUS=watching {len(threads)} worker(s)")
         while not self.stop.wait(3600):
             pass
+        systemd.notify("STOPPING=1")
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         self.outbox_ready.set()
         scheduler.shutdown(wait=False)
