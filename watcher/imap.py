@@ -17,6 +17,7 @@ import errno
 import logging
 import socket
 import ssl
+import weakref
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -282,33 +283,52 @@ def uids_with_message_id(client: IMAPClient, message_id: str) -> list[int]:
     return sorted(int(uid) for uid in client.search(["HEADER", "Message-ID", message_id]))
 
 
-def _search(client: IMAPClient, plan: SearchPlan, start: int) -> list[int] | None:
+# Connections whose server refused SEARCH CHARSET UTF-8: later searches on them (the next UID
+# range of the same scan) go straight to the ASCII search instead of failing and warning again.
+_REFUSED_UTF8: weakref.WeakSet[IMAPClient] = weakref.WeakSet()
+
+
+def _search(
+    client: IMAPClient, plan: SearchPlan, start: int, end: int | None = None
+) -> list[int] | None:
     terms = [["FROM", w] for w in plan.from_words] + [["SUBJECT", w] for w in plan.subject_words]
     utf8_terms = terms
     ascii_terms = [t for t in terms if t[1].isascii()]
     for charset, chosen in (("UTF-8", utf8_terms), (None, ascii_terms)):
         if charset is None and chosen == utf8_terms:
             continue  # nothing non-ASCII to drop: the same search would fail the same way
-        criteria: list[Any] = ["UID", f"{start}:*", *_or_tree(chosen)]
+        if charset is not None and client in _REFUSED_UTF8:
+            continue
+        uid_range = f"{start}:{end if end is not None else '*'}"
+        criteria: list[Any] = ["UID", uid_range, *_or_tree(chosen)]
         try:
             found = client.search(criteria, charset=charset)
+        except IMAPClientAbortError:
+            raise
         except IMAPClientError as exc:
             log.warning(
                 "server refused SEARCH%s (%s); trying a simpler search",
                 f" CHARSET {charset}" if charset else "",
                 str(exc)[:120],
             )
+            if charset is not None:
+                _REFUSED_UTF8.add(client)
             continue
-        return sorted(int(uid) for uid in found if int(uid) >= start)
+        last = end if end is not None else float("inf")
+        return sorted(u for u in (int(x) for x in found) if start <= u <= last)
     return None
 
 
-def _header_candidates(client: IMAPClient, plan: SearchPlan, start: int) -> list[int]:
+def _header_candidates(
+    client: IMAPClient, plan: SearchPlan, start: int, end: int | None = None
+) -> list[int]:
     from watcher.message import parse  # only the fallback needs header parsing
 
     # imapclient 4 cannot FETCH a range such as "n:*" (it int()s the message set to filter
     # the response), so the new UIDs are listed first and fetched in batches of explicit UIDs.
-    uids = sorted(u for u in (int(x) for x in client.search(["UID", f"{start}:*"])) if u >= start)
+    last = end if end is not None else float("inf")
+    listed = client.search(["UID", f"{start}:{end if end is not None else '*'}"])
+    uids = sorted(u for u in (int(x) for x in listed) if start <= u <= last)
     out = []
     for offset in range(0, len(uids), HEADER_BATCH):
         batch = uids[offset : offset + HEADER_BATCH]
@@ -321,16 +341,19 @@ def _header_candidates(client: IMAPClient, plan: SearchPlan, start: int) -> list
     return sorted(out)
 
 
-def candidate_uids(client: IMAPClient, plan: SearchPlan, start: int) -> list[int]:
-    """Return the UIDs >= *start* that may be Meta mail or a look-alike, ascending.
+def candidate_uids(
+    client: IMAPClient, plan: SearchPlan, start: int, end: int | None = None
+) -> list[int]:
+    """Return the UIDs from *start* to *end* (default: the last) that may be Meta mail or a
+    look-alike, ascending.
 
     ``UID n:*`` always returns the folder's last message even when it is below n (RFC 9051
     6.4.4), so results are filtered client-side.
     """
-    found = _search(client, plan, start)
+    found = _search(client, plan, start, end)
     if found is None:
         log.warning("falling back to fetching From/Subject headers of new messages")
-        found = _header_candidates(client, plan, start)
+        found = _header_candidates(client, plan, start, end)
     return found
 
 

@@ -8,9 +8,11 @@ local source is logged in one sentence and the others go on.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.config import Account, Config, LocalSource
 from watcher.errors import ServerError, WatcherError
@@ -228,22 +230,94 @@ def _poll_folder(
     highest = imap.highest_uid(client, state, start)
     if highest < start:
         return
-    uids = imap.candidate_uids(client, plan, start)
     uidvalidity = state.uidvalidity
 
     def key_for(uid: int) -> SourceKey:
         return SourceKey(account.name, account.identity, folder, uidvalidity, uid)
 
+    # A big scan is searched in UID ranges, so the server searches the next range while the
+    # mail of the previous one is classified. Ranges count messages, not UID numbers: a
+    # folder whose few UIDs are spread up to 2^32 is searched once.
+    ranges = max(
+        1, min(_ceil_div(highest - start + 1, SEARCH_RANGE), _ceil_div(state.exists, SEARCH_RANGE))
+    )
+    step = _ceil_div(highest - start + 1, ranges)
+
+    def fetched() -> Iterator[RawMessage]:
+        for low in range(start, highest + 1, step):
+            high = min(low + step - 1, highest)
+            uids = imap.candidate_uids(client, plan, low, high)
+            yield from imap.fetch_messages(
+                client, key_for, uids, settings.max_message_bytes, wanted
+            )
+
     ingest(
         store,
         pack,
         settings,
-        imap.fetch_messages(client, key_for, uids, settings.max_message_bytes, wanted),
+        read_ahead(fetched, READ_AHEAD_MESSAGES, account.timeout_seconds * 2),
         report,
         cursor_for=lambda raw: Cursor(raw.key.uidvalidity, raw.key.uid),
         on_recorded=on_recorded,
     )
     store.move_cursor(account.identity, folder, Cursor(uidvalidity, highest))
+
+
+# Messages per server-side search during a scan: a 50,000-message first scan is searched in
+# 7 ranges, all but the first while earlier mail is being classified.
+SEARCH_RANGE = 8192
+# Messages fetched ahead of classification (one FETCH batch): bounds memory.
+READ_AHEAD_MESSAGES = 50
+
+T = TypeVar("T")
+
+
+def _ceil_div(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def read_ahead(
+    produce: Callable[[], Iterator[T]], depth: int, join_timeout_seconds: float
+) -> Iterator[T]:
+    """Yield what *produce* yields, running it in a helper thread up to *depth* items ahead,
+    so waiting for the network overlaps with the caller's work. An exception in *produce* is
+    raised here; when the caller stops early the helper stops after its current item and is
+    joined (at most *join_timeout_seconds*), so the caller may use the connection again."""
+    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(kind: str, value: Any) -> bool:
+        while not stop.is_set():
+            try:
+                items.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def run() -> None:
+        try:
+            for item in produce():
+                if not put("item", item):
+                    return
+            put("done", None)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put("error", exc)
+
+    helper = threading.Thread(target=run, name="read-ahead", daemon=True)
+    helper.start()
+    try:
+        while True:
+            kind, value = items.get()
+            if kind == "item":
+                yield value
+            elif kind == "error":
+                raise value
+            else:
+                return
+    finally:
+        stop.set()
+        helper.join(join_timeout_seconds)
 
 
 def poll_local(
