@@ -203,8 +203,13 @@ class Account(_Frozen):
 
     @property
     def identity(self) -> str:
-        """``user@host``: the server-side identity of the account, used in message keys."""
-        return f"{self.username.lower()}@{self.host.lower()}"
+        """``user@host``, or ``user@host:port`` when the port is not the default for the
+        security mode: the server-side identity of the account, used in message keys. The
+        port counts because two servers on one host may both have UIDVALIDITY n and UID 1:
+        an account pointed at the other one must not take the first one's cursor."""
+        default = 993 if self.security == "tls" else 143
+        port = f":{self.port}" if self.port is not None and self.port != default else ""
+        return f"{self.username.lower()}@{self.host.lower()}{port}"
 
     @property
     def timeout_seconds(self) -> float:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import re
 import socket
 import ssl
 import weakref
@@ -28,6 +29,7 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from imapclient.exceptions import LoginError as ImapLoginError
 
 from watcher.config import Account, is_loopback
+from watcher.crashpoint import crash_point
 from watcher.errors import FolderError, LoginError, ServerError
 from watcher.pipeline import RawMessage, SourceKey
 from watcher.rules import RulePack
@@ -41,6 +43,14 @@ HEADER_BATCH = 1000
 # What a dropped connection, a timeout or a protocol error can raise mid-session.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError)
 _HEADER_FIELDS = b"BODY[HEADER.FIELDS (FROM SUBJECT)]"
+# A NO to LOGIN that is no verdict on the credentials: RFC 5530 UNAVAILABLE and INUSE, Dovecot's
+# mail_max_userip_connections ("Maximum number of connections from user+IP exceeded"),
+# Gmail's "Too many simultaneous connections".
+_TEMPORARY_REFUSAL = re.compile(
+    r"\[(?:UNAVAILABLE|INUSE)\]|too many (?:simultaneous )?connections|"
+    r"maximum number of connections",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -111,6 +121,9 @@ def _describe(exc: BaseException) -> str:
         return "there is no network route to the host"
     if isinstance(exc, ssl.SSLError):
         return f"the TLS handshake failed ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, IMAPClientError) and str(exc):
+        # e.g. a greeting of "* BYE Too many connections": say what the server said.
+        return f"the server said: {_server_text(exc)}"
     return type(exc).__name__
 
 
@@ -149,6 +162,16 @@ def connect(account: Account) -> IMAPClient:
             client.login(account.username, secret)
     except ImapLoginError as exc:
         _quiet_logout(client)
+        if isinstance(exc.__context__, IMAPClientAbortError):
+            # imapclient reports a connection lost during LOGIN (a server restarting) as a
+            # LoginError; it is no verdict on the credentials.
+            raise ServerError(f"{where}: login failed: the connection was lost") from None
+        if _TEMPORARY_REFUSAL.search(_server_text(exc)):
+            # The credentials were not judged: retried like a dropped connection.
+            raise ServerError(
+                f"{where}: the server turned the login away for now "
+                f"(server said: {_server_text(exc)})"
+            ) from None
         reason = explain_login_failure(account, _server_text(exc))
         raise LoginError(f"{where} rejected the login for {account.username}: {reason}") from None
     except (OSError, IMAPClientError) as exc:
@@ -420,6 +443,7 @@ def fetch_messages(
                 )
         for uid in batch:
             if uid in fetched:
+                crash_point("fetch")
                 yield fetched[uid]
             else:
                 log.warning("%s vanished before it could be fetched", key_for(uid).label())

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 from dateutil.relativedelta import relativedelta
 
 from watcher.config import Config, NotifyTarget
+from watcher.crashpoint import crash_point
 from watcher.errors import ConfigError
 from watcher.pipeline import Outcome, mask_code
 from watcher.status import Transition
@@ -512,9 +513,11 @@ class Sender:
             if row.target in down:
                 store.notification_failed(row.id, "target down", retry_delay(row.attempts + 1))
                 continue
+            crash_point("notify")
             error = self.send(row.target, *_reveal(row), warning=row.event in _WARNINGS)
             if error is None:
                 store.notification_sent(row.id)
+                crash_point("notified")
                 log.info("notified %s: %s to %s", row.event, row.title, target.label)
                 report.sent += 1
             else:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from watcher.config import Account, Config, LocalSource
+from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
 from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, mask_code, process
 from watcher.rules import RulePack
@@ -89,6 +90,7 @@ def ingest(
     for raw in messages:
         report.fetched += 1
         outcome = process(raw, pack, settings)
+        crash_point("parse")
         cursor = cursor_for(raw)
         if outcome.worth_recording and store.already_recorded(
             raw.key.identity, outcome.message.message_id, outcome.message.sha256

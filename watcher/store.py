@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
 from watcher.pipeline import Outcome, mask_code
 from watcher.status import Event, Transition, replay
@@ -141,6 +142,11 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX messages_unrecognized ON messages (id)
         WHERE kind = 'unrecognized' AND suspicious = 0;
     CREATE INDEX messages_error ON messages (id) WHERE error IS NOT NULL;
+    """,
+    # 5: one mail in two watched mailboxes is announced once (Store._copy_seen_elsewhere looks
+    # it up by Message-ID across mailboxes).
+    """
+    CREATE INDEX messages_by_message_id_only ON messages (message_id);
     """,
 )
 
@@ -338,6 +344,9 @@ class Store:
             )
         for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
             with self.transaction():
+                # Another watcher starting at the same moment may have migrated meanwhile.
+                if int(self._conn.execute("PRAGMA user_version").fetchone()[0]) >= number:
+                    continue
                 for statement in _statements(script):
                     self._conn.execute(statement)
                 self._conn.execute(f"PRAGMA user_version = {number}")
@@ -420,13 +429,32 @@ class Store:
                         assert match.platform is not None
                         assert match.account is not None
                         added = self._replay_account(match.platform, match.account)
-                    if ref is not None and self.outbox_planner is not None:
+                    if (
+                        ref is not None
+                        and self.outbox_planner is not None
+                        and not self._copy_seen_elsewhere(ref, outcome)
+                    ):
                         self._insert_outbox(self.outbox_planner(outcome, added), ref)
                 if cursor is not None:
                     self._set_cursor(key.identity, key.folder, cursor)
+                crash_point("commit")
         except sqlite3.Error as exc:
             raise StoreError(f"database {self.path}: cannot record {key.label()}: {exc}") from None
+        crash_point("committed")
         return added
+
+    def _copy_seen_elsewhere(self, ref: int, outcome: Outcome) -> bool:
+        """True when another watched mailbox already holds this mail (same Message-ID and
+        kind, not suspicious): its copy is recorded as evidence but not announced again."""
+        message_id = outcome.message.message_id
+        if not message_id or outcome.suspicious:
+            return False
+        row = self._conn.execute(
+            "SELECT 1 FROM messages WHERE message_id = ? AND kind = ? AND suspicious = 0 "
+            "AND identity != ? AND id != ? LIMIT 1",
+            (message_id, outcome.match.kind, outcome.key.identity, ref),
+        ).fetchone()
+        return row is not None
 
     def _insert_message(self, outcome: Outcome) -> int | None:
         key, msg, match, verdict = outcome.key, outcome.message, outcome.match, outcome.verdict
