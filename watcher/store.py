@@ -22,7 +22,7 @@ from typing import Any
 
 from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
-from watcher.pipeline import Outcome, mask_code
+from watcher.pipeline import Outcome, mask_code, mask_codes_in
 from watcher.status import Event, Transition, replay
 
 log = logging.getLogger(__name__)
@@ -459,8 +459,11 @@ class Store:
     def _insert_message(self, outcome: Outcome) -> int | None:
         key, msg, match, verdict = outcome.key, outcome.message, outcome.match, outcome.verdict
         fields = dict(outcome.fields)
-        if "code" in fields and not self._store_codes:
-            fields["code"] = mask_code(fields["code"])
+        subject = msg.subject
+        if match.kind == "verification_code" and not self._store_codes:
+            if "code" in fields:
+                fields["code"] = mask_code(fields["code"])
+            subject = mask_codes_in(subject)
         sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
         cur = self._conn.execute(
             "INSERT INTO messages (source, identity, folder, uidvalidity, uid, message_id, "
@@ -480,7 +483,7 @@ class Store:
                 iso(outcome.mail_at),
                 outcome.date_source,
                 sender,
-                msg.subject,
+                subject,
                 match.kind,
                 match.platform,
                 match.account,
@@ -552,7 +555,9 @@ class Store:
                     transition.event.rule_id,
                 ),
             )
-        return new[keep:]
+        # Rows after a rewrite point are re-inserted; report only changes not logged before.
+        before = {(row[1], row[2], row[3]) for row in old}
+        return [t for t in new[keep:] if (t.from_status, t.to_status, t.event.ref) not in before]
 
     # ------------------------------------------------------------------ queries
 
