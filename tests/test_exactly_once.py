@@ -33,6 +33,7 @@ import pytest
 from daemonproc import REPO, DaemonProcess, _env, cli, write_config
 from dovecot import DovecotServer
 from httpreceiver import Receiver
+from test_server_faults import mailbox_state
 
 from watcher.message import parse
 
@@ -325,6 +326,7 @@ def test_sigkill_at_30_points_of_a_first_scan_loses_and_repeats_nothing(
     user, password = dovecot_user
     mails = generate(count, rng, datetime.now(UTC))
     write_maildir(dovecot, user, mails)
+    before = mailbox_state(dovecot, user)
     # Which UIDs the server's search will offer: everything claiming to be Meta.
     candidate_uids = [
         uid
@@ -344,17 +346,23 @@ def test_sigkill_at_30_points_of_a_first_scan_loses_and_repeats_nothing(
         kills: Counter[str] = Counter()
         random_kills = 0
         db = tmp_path / "kill" / "log.sqlite3"
-        for _ in range(delay_kills):
-            if run_killed_after(kill, rng.uniform(0.5, 4.0)) == -signal.SIGKILL:
-                random_kills += 1
-        # Scan phase: kills spread so each run gets through a share of what is left.
+        # Scan phase: hook kills spread so each run gets through a share of what is left;
+        # in the long run, kills after a random delay are mixed in (any point at all).
         scan_budget = hook_kills * 2 // 3
-        for planned in range(scan_budget):
+        plan = ["hook"] * scan_budget + ["delay"] * delay_kills
+        rng.shuffle(plan)
+        hooks_done = 0
+        for kind in plan:
             left = remaining_candidates(db, candidate_uids)
             if left < 3:
                 break
+            if kind == "delay":
+                if run_killed_after(kill, rng.uniform(0.8, 2.5)) == -signal.SIGKILL:
+                    random_kills += 1
+                continue
             point = rng.choice(SCAN_POINTS)
-            share = max(1, 2 * left // (scan_budget - planned + 2))
+            share = max(1, 2 * left // (scan_budget - hooks_done + 2))
+            hooks_done += 1
             nth = rng.randint(1, min(left - 1, share))
             if run_once(kill, f"{point}:{nth}") == -signal.SIGKILL:
                 kills[point] += 1
@@ -370,6 +378,7 @@ def test_sigkill_at_30_points_of_a_first_scan_loses_and_repeats_nothing(
         drain(kill)
         got = snapshot(db)
         got_notes = notifications(kill_rx)
+    assert mailbox_state(dovecot, user) == before  # read-only through every crash
 
     where = f"(seed {seed}, kills {dict(kills)}; rerun with META_WATCHER_SEED={seed})"
     assert sum(kills.values()) >= hook_kills, where
@@ -379,6 +388,12 @@ def test_sigkill_at_30_points_of_a_first_scan_loses_and_repeats_nothing(
         assert got[table] == expected[table], f"{table} differs {where}"
     lost = expected_notes - got_notes
     twice = got_notes - expected_notes
+    print(  # the figures for the report (pytest -s)
+        f"exactly-once: {count} messages, {len(expected['messages'])} recorded, "
+        f"{sum(expected_notes.values())} notifications; hook kills {dict(kills)}, "
+        f"random-delay kills {random_kills}; lost {sum(lost.values())}, "
+        f"twice {sum(twice.values())}"
+    )
     assert not lost, f"{sum(lost.values())} notification(s) lost {where}"
     # Only a kill landing between the target's answer and the commit can repeat one.
     assert sum(twice.values()) <= random_kills, f"{sum(twice.values())} sent twice {where}"

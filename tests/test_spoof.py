@@ -333,3 +333,24 @@ def test_no_spoof_changes_a_status_and_each_is_recorded_with_its_reason(
         assert row["counted"] == 0
         assert json.loads(row["auth_reasons"]), dict(row)
         assert json.loads(row["fields"]) == {}
+
+
+def test_the_notification_about_each_spoof_says_why(pack: RulePack) -> None:
+    """The warning the user gets names the reason the mail was not believed."""
+    from datetime import timedelta
+
+    from watcher.config import NotifyTarget
+    from watcher.notify import NotifySettings, plan_notifications
+
+    target = NotifyTarget(url="json://127.0.0.1:9/notify")  # type: ignore[arg-type]
+    settings = NotifySettings(targets=((target.key, ()),))
+    cases = [(s.raw, s.reason) for s in SPOOFS.values()]
+    cases += [(raw, "forwarded by karl.freund@example.com") for raw in FORWARDS.values()]
+    for raw, reason in cases:
+        outcome = run(raw, pack)
+        assert outcome.mail_at is not None
+        items = plan_notifications(outcome, [], settings, outcome.mail_at + timedelta(hours=1))
+        assert [i.event for i in items] == ["suspicious"], raw[:200]
+        assert "Why: " in items[0].body
+        assert reason in items[0].body, items[0].body
+        assert "changed no status" in items[0].body
