@@ -128,7 +128,9 @@ def main() -> None:
 
         t0 = time.perf_counter()
         report = RunReport()
+        scan_before = server.session_count()
         poll_account(account, store, pack, settings, report)
+        server.sessions_since(scan_before)  # wait for its logout line: not to be counted below
         print(
             f"first scan: {time.perf_counter() - t0:.2f} s, {report.fetched} fetched, "
             f"{report.recorded} recorded",
@@ -138,7 +140,7 @@ def main() -> None:
         # A session that only logs in and out: subtracted from the persistent session.
         before = server.session_count()
         imap.logout(imap.connect(account))
-        _base_in, base_out = server.sessions_since(before)[0]
+        _base_in, base_out = server.sessions_since(before)[-1]
 
         def persistent(cycles: int, deliver: Deliverer | None = None) -> tuple[float, float]:
             before = server.session_count()
@@ -150,8 +152,7 @@ def main() -> None:
                 poll_account(account, store, pack, settings, RunReport(), client=client)
             trips = (client._imap.tagnum - tags0) / cycles
             imap.logout(client)
-            sessions = server.sessions_since(before)
-            out = sum(o for _i, o in sessions) - base_out
+            out = server.sessions_since(before)[-1][1] - base_out
             return trips, out / cycles
 
         trips, per_poll = persistent(args.polls)
@@ -235,7 +236,16 @@ def idle_daemon(
                 print("daemon did not reach IDLE:\n" + log_path.read_text()[-2000:])
                 return
             time.sleep(0.1)
-        time.sleep(2)  # let start-up work (first poll, scheduler) settle
+        # Let start-up work settle (the first safety-net poll, reminders, lazy imports): wait
+        # for 5 quiet seconds in a row, at most 60 s.
+        quiet_since, last, settle_end = time.monotonic(), cpu_seconds(proc.pid), time.monotonic()
+        settle_end += 60
+        while time.monotonic() - quiet_since < 5 and time.monotonic() < settle_end:
+            time.sleep(0.5)
+            now_cpu = cpu_seconds(proc.pid)
+            if now_cpu - last > 0.001:
+                quiet_since = time.monotonic()
+            last = now_cpu
         cpu0, rss0, t0 = cpu_seconds(proc.pid), rss_bytes(proc.pid), time.monotonic()
         wake0 = wakeups(proc.pid)
         time.sleep(seconds)
