@@ -64,6 +64,8 @@ class BenchServer:
 
     def __init__(self, mailbox: Mailbox | None, user: str = "bench") -> None:
         OUT.mkdir(parents=True, exist_ok=True)
+        # A SIGTERM (timeout, kill) unwinds like Ctrl-C, so the server is stopped, not left.
+        signal.signal(signal.SIGTERM, lambda _sig, _frame: sys.exit(143))
         tempfile.tempdir = str(OUT)  # DovecotServer uses mkdtemp(); same file system as OUT
         os.chmod(OUT, 0o711)  # Dovecot's unprivileged processes traverse into the temp dir
         try:
