@@ -350,7 +350,7 @@ class Config(_Frozen):
     idle: bool = True
     idle_renew: Seconds = 600.0
     idle_silence: Seconds = 240.0
-    heartbeat_interval: Seconds = 60.0
+    heartbeat_interval: Seconds = 120.0
     reconnect_max: Seconds = 300.0
     login_retry: Seconds = 3600.0
     source_path: Path | None = Field(default=None, exclude=True)
