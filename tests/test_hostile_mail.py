@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from dovecot import DovecotServer
 from fuzz.strategies import hostile_mail
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -271,6 +272,37 @@ def test_message_over_the_size_limit_is_recorded_with_its_error_not_parsed(
     assert [(r["uid"], "limit" in r["error"]) for r in rows] == [(7, True)]
 
 
+def test_message_over_the_size_limit_is_not_downloaded_over_imap(
+    dovecot: DovecotServer, dovecot_user: tuple[str, str], tmp_path: Path
+) -> None:
+    """With max_message_bytes 1 MB, a 3 MB Meta mail costs its header only: the server sends
+    far less than the message, and the log records it with its error."""
+    import sqlite3
+
+    from daemonproc import cli, write_config
+
+    user, password = dovecot_user
+    dovecot.append(user, "INBOX", huge_single_line(3 * 1024 * 1024))
+    config = write_config(tmp_path, dovecot, user, password, [], max_message_bytes=1 << 20)
+    done = cli("run", "--once", "--config", str(config))
+    assert done.returncode == 0, done.stderr
+    conn = sqlite3.connect(tmp_path / "log.sqlite3")
+    try:
+        rows = conn.execute("SELECT error, counted FROM messages").fetchall()
+    finally:
+        conn.close()
+    assert len(rows) == 1
+    assert "over the 1048576-byte limit" in rows[0][0]
+    assert rows[0][1] == 0
+    from faultproxy import wait_until
+
+    # Dovecot logs each session's byte count when the session ends.
+    assert wait_until(lambda: bool(dovecot.session_bytes(user)), 10), dovecot.log_text()[-2000:]
+    sent = [out for _in, out in dovecot.session_bytes(user)]
+    print(f"size limit: server sent {max(sent)} bytes for a {3 << 20}-byte message")
+    assert max(sent) < 200_000, sent
+
+
 def test_default_size_limit_is_25_mb() -> None:
     from watcher.config import Config
 
@@ -385,6 +417,7 @@ def test_fuzzed_batches_are_all_recorded_and_the_next_mail_still_counts(batch: l
     assert errors + report.duplicates >= unparsed
 
 
+@pytest.mark.timeout(2400 if LONG else 300)
 def test_atheris_harness_runs_clean(tmp_path: Path) -> None:
     """libFuzzer-guided run over the same code (tests/fuzz/atheris_parse.py)."""
     try:
