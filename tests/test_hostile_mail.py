@@ -210,6 +210,18 @@ def test_1200_byte_subject_reaches_the_notification_cut_safely(pack: RulePack) -
         assert "\ufffd" not in body
 
 
+def test_link_with_line_breaks_cannot_forge_a_log_line(pack: RulePack) -> None:
+    """Found by atheris: an href of "https:" plus line breaks was quoted in the reason, and the
+    reason in the log line, which then read like a status change of its own."""
+    outcome = run("href-with-line-breaks.eml", pack)
+    assert outcome.suspicious
+    line = describe(outcome)
+    assert "\n" not in line
+    assert "\r" not in line
+    assert all("\n" not in reason for reason in outcome.verdict.reasons)
+    assert "links point outside Meta's domains" in line
+
+
 def test_50_levels_of_nested_multipart_reach_the_innermost_text(pack: RulePack) -> None:
     outcome = run("multipart-nested-50.eml", pack)
     assert outcome.message.error is None

@@ -86,10 +86,12 @@ def off_domain_links(msg: Message, allowed: tuple[str, ...]) -> list[str]:
     """Return the hosts of *msg*'s http(s) links that are not in *allowed* (or subdomains)."""
     bad: list[str] = []
     for link in msg.links:
+        # A hostile href may hold line breaks: keep each reason on one line (logs, one per line).
+        shown = " ".join(link[:80].split())
         try:
             parts = urlsplit(link)
         except ValueError:
-            bad.append(link[:80])
+            bad.append(shown)
             continue
         if parts.scheme.lower() not in ("http", "https"):
             if parts.scheme.lower() in ("javascript", "data", "vbscript"):
@@ -97,7 +99,7 @@ def off_domain_links(msg: Message, allowed: tuple[str, ...]) -> list[str]:
             continue
         host = (parts.hostname or "").lower()
         if not host or not domain_matches(host, allowed):
-            bad.append(host or link[:80])
+            bad.append(host or shown)
     return list(dict.fromkeys(bad))
 
 

@@ -73,7 +73,9 @@ def describe(outcome: Outcome) -> str:
         parts.append(f"{name}={mask_code(value) if name == 'code' else value}")
     if outcome.message.error:
         parts.append(f"error={outcome.message.error}")
-    return " ".join(parts)
+    # Parts quote the mail (link hosts, the sender): control characters must not start a
+    # forged log line.
+    return " ".join(" ".join(parts).split())
 
 
 def ingest(
