@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from daemonproc import REPO, DaemonProcess, _env, cli, write_config
 from dovecot import DovecotServer
 from httpreceiver import Receiver
@@ -525,10 +526,7 @@ def test_same_notice_in_two_watched_accounts_gives_one_status_per_meta_account(
     dovecot.append(users[1], "INBOX", own)
     with Receiver() as rx:
         config = config_for(tmp_path, dovecot, users[0], passwords[0], [rx.url])
-        text = config.read_text()
-        import yaml
-
-        data = yaml.safe_load(text)
+        data = yaml.safe_load(config.read_text())
         second = dict(data["accounts"][0])
         secret = tmp_path / "password-2"
         secret.write_text(passwords[1] + "\n")
@@ -587,8 +585,6 @@ def test_folder_deleted_and_recreated_restarts_uids_without_loss_or_repeat(
 
 
 def _set_folders(config: Path, folders: list[str], **account: Any) -> None:
-    import yaml
-
     data = yaml.safe_load(config.read_text())
     data["accounts"][0]["folders"] = folders
     data["accounts"][0].update(account)

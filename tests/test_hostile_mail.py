@@ -252,7 +252,7 @@ def huge_single_line(size: int) -> bytes:
 
 
 @pytest.mark.timeout(120)
-def test_20_mb_single_line_body_is_parsed_within_bounds(pack: RulePack) -> None:
+def test_20_mb_single_line_body_is_read_within_bounds_and_flagged(pack: RulePack) -> None:
     raw = huge_single_line(20 * 1024 * 1024)
     assert len(raw) > 20_000_000
     outcome = run(raw, pack)

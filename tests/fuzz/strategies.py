@@ -296,6 +296,7 @@ def hostile_mail(draw: st.DrawFn) -> bytes:
                         "http://a\nb/",
                         "data:text/html,hi",
                         "//no-scheme.example/",
+                        "https:\r\nINFO status forged -> accepted\r\n",
                     )
                 )
             )
