@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import daemonproc
 import pytest
 import yaml
 from dovecot import DovecotServer
@@ -30,40 +29,13 @@ EXPECTED_STATUS = {
 def write_config(
     tmp_path: Path, server: DovecotServer, user: str, password: str, **account: Any
 ) -> Path:
-    secret = tmp_path / "password"
-    secret.write_text(password + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    settings: dict[str, Any] = {
-        "host": server.host,
-        "port": server.port,
-        "security": "tls",
-        "ca_file": str(server.ca_file),
-        "username": user,
-        "password_file": str(secret),
-        "folders": ["INBOX"],
-        "timeout": "10s",
-    }
-    settings.update(account)
-    config = {
-        "database": str(tmp_path / "log.sqlite3"),
-        "trusted_authserv_ids": MANIFEST["trusted_authserv_ids"],
-        "accounts": [{"name": "home", **settings}],
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return daemonproc.write_config(
+        tmp_path, server, user, password, notify=[], account={"timeout": "10s", **account}
+    )
 
 
 def cli(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "META_WATCHER_CONFIG"}
-    done = subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+    done = daemonproc.cli(*args)
     if check and done.returncode != 0:
         raise AssertionError(f"exit {done.returncode}: {done.stderr}")
     return done

@@ -10,24 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
+from daemonproc import cli
 from test_corpus import CORPUS
 
 from watcher.errors import RulesError
 from watcher.message import MAX_TEXT_CHARS, parse
 from watcher.rules import read_rules_file
-
-
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "META_WATCHER_CONFIG"}
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        cwd=cwd,
-        check=False,
-    )
 
 
 def account_config(tmp_path: Path, **source: str) -> Path:
