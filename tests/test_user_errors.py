@@ -109,3 +109,26 @@ def test_text_past_the_limit_is_an_error_not_a_silent_cut() -> None:
 def test_bytes_that_are_not_mail_are_an_error() -> None:
     assert parse(b"").error == "not an e-mail message: no header fields"
     assert parse(os.urandom(64).replace(b":", b"")).error is not None
+
+
+def test_unverified_mail_is_pointed_out_by_run_and_status(tmp_path: Path) -> None:
+    maildir = tmp_path / "Maildir" / "cur"
+    maildir.mkdir(parents=True)
+    for n, name in enumerate(["de-2024-code-facebook.eml", "de-2024-policy-facebook.eml"]):
+        (maildir / f"{n}.x").write_bytes((CORPUS / name).read_bytes())
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "database": str(tmp_path / "log.sqlite3"),
+                "local": [{"name": "files", "path": str(tmp_path / "Maildir")}],
+            }
+        ),
+        encoding="utf-8",
+    )
+    run = cli("run", "--once", "--config", str(config))
+    assert run.returncode == 0, run.stderr
+    assert "trusted_authserv_ids is empty" in run.stderr
+    status = cli("status", "--config", str(config)).stdout
+    assert "No objection status yet" in status
+    assert "note: 2 Meta privacy mail(s) not counted" in status

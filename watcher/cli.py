@@ -68,6 +68,10 @@ def _setup_logging(verbose: int, default: int) -> None:
     root.setLevel(level)
     for noisy in ("imapclient", "apscheduler"):
         logging.getLogger(noisy).setLevel(logging.WARNING if not verbose else logging.INFO)
+    # HTTP client and Apprise debug lines carry notification URLs, whose paths and queries
+    # hold tokens: never below WARNING, even with -v.
+    for leaky in ("urllib3", "requests", "apprise", "oauthlib", "requests_oauthlib"):
+        logging.getLogger(leaky).setLevel(logging.WARNING)
 
 
 def _fail(message: str, code: int) -> None:
@@ -258,9 +262,13 @@ def _scan_record(source: str, outcome: Outcome) -> dict[str, Any]:
 @handle_errors
 def run(once: bool, config_path: Path | None, verbose: int) -> None:
     """Process new mail of every account and folder; keep polling unless --once."""
-
     _setup_logging(verbose, logging.INFO)
     config = _load(config_path)
+    if not config.trusted_authserv_ids and not config.trust_unauthenticated:
+        log.warning(
+            "trusted_authserv_ids is empty: no mail can be verified, so no status will change; "
+            "set it before the first run (README, 'Authenticity')"
+        )
     pack = _rules(config)
     store = _open_store(config)
     assert store is not None
@@ -317,21 +325,24 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
             )
         )
         return
-    if not rows:
-        click.echo("No objection status yet: no Meta privacy mail has been recorded.")
-        return
-    table = [("PLATFORM", "ACCOUNT", "STATUS", "SINCE", "SET BY")] + [
-        (r.platform, r.account, r.status, r.since[:10], _short(r.subject, 50)) for r in rows
-    ]
-    _print_table(table)
+    if rows:
+        table = [("PLATFORM", "ACCOUNT", "STATUS", "SINCE", "SET BY")] + [
+            (r.platform, r.account, r.status, r.since[:10], _short(r.subject, 50)) for r in rows
+        ]
+        _print_table(table)
+    else:
+        click.echo("No objection status yet: no verified Meta privacy mail has been recorded.")
     notes = {
-        "suspicious": "look-alike mail(s) that failed authentication (never counted)",
-        "unrecognized": "Meta privacy mail(s) no rule recognised",
-        "error": "mail(s) that could not be parsed",
+        "suspicious": "look-alike mail(s) that failed authentication (never counted); "
+        "see README, 'The SQLite log'",
+        "unrecognized": "Meta privacy mail(s) no rule recognised; see README, 'The SQLite log'",
+        "error": "mail(s) that could not be parsed; see README, 'The SQLite log'",
+        "unverified": "Meta privacy mail(s) not counted because no trusted server vouched for "
+        "them: set trusted_authserv_ids, then start a fresh database (README, 'Authenticity')",
     }
     for key, count in attention.items():
         if count:
-            click.echo(f"note: {count} {notes[key]}; see README, 'The SQLite log'")
+            click.echo(f"note: {count} {notes[key]}")
 
 
 @main.command(name="log")

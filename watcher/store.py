@@ -148,6 +148,12 @@ MIGRATIONS: tuple[str, ...] = (
     """
     CREATE INDEX messages_by_message_id_only ON messages (message_id);
     """,
+    # 6: privacy mail that no trusted server vouched for (status counts it without a scan).
+    """
+    CREATE INDEX messages_unverified ON messages (id)
+        WHERE authenticity = 'none' AND counted = 0 AND suspicious = 0
+          AND kind NOT IN ('other', 'unrecognized');
+    """,
 )
 
 
@@ -581,14 +587,17 @@ class Store:
 
     def needs_attention(self) -> dict[str, int]:
         """Counts of recorded mail a person should look at: ``suspicious`` look-alikes,
-        ``unrecognized`` Meta privacy mail, and mail with a parse ``error``."""
-        # Each WHERE is exactly a partial index's (migration 4), so no row is read.
+        ``unrecognized`` Meta privacy mail, mail with a parse ``error``, and ``unverified``
+        privacy mail that changed nothing because no trusted server vouched for it."""
+        # Each WHERE is exactly a partial index's (migrations 4 and 6), so no row is read.
         row = self._conn.execute(
             "SELECT (SELECT count(*) FROM messages WHERE suspicious = 1), "
             "(SELECT count(*) FROM messages WHERE kind = 'unrecognized' AND suspicious = 0), "
-            "(SELECT count(*) FROM messages WHERE error IS NOT NULL)"
+            "(SELECT count(*) FROM messages WHERE error IS NOT NULL), "
+            "(SELECT count(*) FROM messages WHERE authenticity = 'none' AND counted = 0 "
+            "AND suspicious = 0 AND kind NOT IN ('other', 'unrecognized'))"
         ).fetchone()
-        return {"suspicious": row[0], "unrecognized": row[1], "error": row[2]}
+        return {"suspicious": row[0], "unrecognized": row[1], "error": row[2], "unverified": row[3]}
 
     def count(self, table: str) -> int:
         """Number of rows in *table* (messages, transitions or cursors)."""
