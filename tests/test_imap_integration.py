@@ -15,6 +15,7 @@ from dovecot import DovecotServer
 from test_corpus import CORPUS, MANIFEST
 
 ARRIVED_AT = datetime(2024, 6, 5, 9, 0, tzinfo=UTC)
+# The statuses the corpus implies (also the SQLite-only test's expectation).
 EXPECTED_STATUS = {
     ("facebook", "anna.beispiel@example.org"): "accepted",
     ("instagram", "anna.insta@example.org"): "accepted",

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_corpus import CORPUS, MANIFEST, SETTINGS
+from test_imap_integration import EXPECTED_STATUS
 
 from watcher.config import package_file
 from watcher.errors import LockedError
@@ -52,15 +53,7 @@ def test_statuses_the_corpus_implies(tmp_path: Path, pack: RulePack) -> None:
     with Store.open(tmp_path / "log.sqlite3") as store:
         ingest(store, pack, SETTINGS, corpus_messages(), RunReport())
         status = {(r.platform, r.account): r.status for r in store.current_status()}
-    assert status == {
-        ("facebook", "anna.beispiel@example.org"): "accepted",
-        ("instagram", "anna.insta@example.org"): "accepted",
-        ("facebook", "ben.sample@example.net"): "accepted",
-        ("facebook", "lucia.ejemplo@example.es"): "accepted",
-        ("facebook", "claire.exemple@example.fr"): "notified",
-        ("instagram", "giulia.rossi@example.it"): "notified",
-        ("facebook", "firma@example.com"): "code_received",
-    }
+    assert status == EXPECTED_STATUS
 
 
 def test_processing_order_does_not_change_statuses_or_log(tmp_path: Path, pack: RulePack) -> None:
