@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import daemonproc
 import pytest
 import yaml
 from daemonproc import REPO, DaemonProcess, _env, code_mail
@@ -87,33 +88,15 @@ def write_config(
     account: dict[str, Any] | None = None,
     **top: Any,
 ) -> Path:
-    secret = tmp_path / "password"
-    secret.write_text(password + "\n", encoding="utf-8")
-    secret.chmod(0o600)
-    settings: dict[str, Any] = {
-        "name": "home",
-        "host": server.host,
-        "port": server.port,
-        "security": "tls",
-        "ca_file": str(server.ca_file),
-        "username": user,
-        "password_file": str(secret),
-        "timeout": "2s",
-    }
-    settings.update(account or {})
-    config = {
-        "database": str(tmp_path / "log.sqlite3"),
-        "trusted_authserv_ids": ["mx.home.example"],
-        "accounts": [settings],
-        "notify": notify,
-        "poll_interval": "1h",
-        "reconnect_max": "1s",
-        "login_retry": "1s",
-        **top,
-    }
-    path = tmp_path / "config.yaml"
-    path.write_text(yaml.safe_dump(config), encoding="utf-8")
-    return path
+    return daemonproc.write_config(
+        tmp_path,
+        server,
+        user,
+        password,
+        notify,
+        account={"timeout": "2s", **(account or {})},
+        **{"reconnect_max": "1s", "login_retry": "1s", **top},
+    )
 
 
 # ----------------------------------------------------------------- the known password
