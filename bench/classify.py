@@ -68,9 +68,9 @@ def main() -> None:
     args = parser.parse_args()
 
     from watcher.config import package_file
-    from watcher.message import parse
-    from watcher.pipeline import RawMessage, Settings, SourceKey, process
-    from watcher.rules import load_rules
+    from watcher.pipeline.message import parse
+    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.rules import load_rules
 
     CORPUS_CACHE[:] = corpus()
     messages = [CORPUS_CACHE[i % len(CORPUS_CACHE)] for i in range(args.messages)]

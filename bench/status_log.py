@@ -31,8 +31,8 @@ sys.path.insert(0, str(REPO))
 def build(path: Path, messages: int) -> float:
     """Record *messages* outcomes into a new database at *path*; return seconds taken."""
     from watcher.config import package_file
-    from watcher.pipeline import RawMessage, Settings, SourceKey, process
-    from watcher.rules import load_rules
+    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.rules import load_rules
     from watcher.store import Cursor, Store
 
     pack = load_rules(package_file("rules.yaml"))

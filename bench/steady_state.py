@@ -110,7 +110,7 @@ def main() -> None:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from watcher import imap
     from watcher.config import load_config
-    from watcher.rules import load_rules
+    from watcher.pipeline.rules import load_rules
     from watcher.runner import RunReport, poll_account, settings_of
     from watcher.store import Store
 

@@ -6,7 +6,7 @@ from datetime import date
 
 import pytest
 
-from watcher.dates import month_names, parse_date_phrase
+from watcher.pipeline.dates import month_names, parse_date_phrase
 
 JUNE_26 = date(2024, 6, 26)
 

@@ -36,7 +36,7 @@ from dovecot import DovecotServer
 from httpreceiver import Receiver
 from test_server_faults import mailbox_state
 
-from watcher.message import parse
+from watcher.pipeline.message import parse
 
 LONG = os.environ.get("META_WATCHER_LONG") == "1"
 CORPUS = Path(__file__).resolve().parent / "corpus"

@@ -29,10 +29,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watcher.config import package_file
-from watcher.message import MAX_TEXT_CHARS, parse
 from watcher.notify import fit
-from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, process
-from watcher.rules import KINDS, OTHER, RulePack, load_rules
+from watcher.pipeline.message import MAX_TEXT_CHARS, parse
+from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import KINDS, OTHER, RulePack, load_rules
 from watcher.runner import RunReport, describe, ingest
 from watcher.store import Store
 
@@ -540,8 +540,8 @@ def hook(event, args):
     if event.startswith(("socket.", "urllib.", "http.", "ftplib.", "smtplib.")):
         opened.append(event)
 from watcher.config import package_file
-from watcher.pipeline import RawMessage, Settings, SourceKey, process
-from watcher.rules import load_rules
+from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import load_rules
 pack = load_rules(package_file("rules.yaml"))
 sys.addaudithook(hook)
 paths = [Path({str(tmp_path / "remote.eml")!r})]

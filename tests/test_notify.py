@@ -27,8 +27,8 @@ from watcher.notify import (
     send_test_notifications,
     truncate_utf8,
 )
-from watcher.pipeline import RawMessage, Settings, SourceKey, process
-from watcher.rules import RulePack, load_rules
+from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import RulePack, load_rules
 from watcher.store import CountedMail, StatusRow, Store
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

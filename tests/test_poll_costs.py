@@ -13,7 +13,7 @@ from test_imap_integration import write_config
 
 from watcher import imap
 from watcher.config import Config, load_config, package_file
-from watcher.rules import RulePack, load_rules
+from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, poll_account, settings_of
 from watcher.store import Store
 

@@ -21,9 +21,9 @@ import pytest
 import yaml
 
 from watcher.config import package_file
-from watcher.message import parse
-from watcher.pipeline import RawMessage, Settings, SourceKey, process
-from watcher.rules import KINDS, RulePack, account_of, classify, haystack, load_rules
+from watcher.pipeline.message import parse
+from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import KINDS, RulePack, account_of, classify, haystack, load_rules
 
 LANG_DIR = Path(__file__).parent / "lang"
 CORPUS = Path(__file__).parent / "corpus"
@@ -167,7 +167,7 @@ def test_policy_conditionals_never_count_as_acceptance(pack: RulePack) -> None:
     rule of any language may fire on one (all rules tried)."""
     unfiltered = dataclasses.replace(pack, languages={})
     acceptance = [r for r in pack.rules if r.kind == "objection_accepted"]
-    from watcher.rules import match_subject, rule_matches
+    from watcher.pipeline.rules import match_subject, rule_matches
 
     policy = [(lang, n) for lang, n in _mails() if "policy" in n]
     assert len(policy) >= 2 * len(LANGUAGES) - 2

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
-from watcher.explain import explain, render
-from watcher.message import parse
-from watcher.pipeline import RawMessage, Settings, SourceKey, process
-from watcher.rules import RulePack, classify, load_rules, rules_file_problems
+from watcher.pipeline.explain import explain, render
+from watcher.pipeline.message import parse
+from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import RulePack, classify, load_rules, rules_file_problems
 from watcher.store import Store
 
 TESTS = Path(__file__).parent

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
-from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, process
-from watcher.rules import KINDS, OTHER, RulePack, load_rules
+from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, process
+from watcher.pipeline.rules import KINDS, OTHER, RulePack, load_rules
 from watcher.runner import RunReport, ingest
 from watcher.store import Store
 

@@ -15,8 +15,8 @@ from test_imap_integration import EXPECTED_STATUS
 
 from watcher.config import package_file
 from watcher.errors import LockedError
-from watcher.pipeline import RawMessage, SourceKey
-from watcher.rules import RulePack, load_rules
+from watcher.pipeline.process import RawMessage, SourceKey
+from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, ingest
 from watcher.store import MIGRATIONS, Cursor, Store
 

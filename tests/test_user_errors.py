@@ -14,8 +14,8 @@ from daemonproc import cli
 from test_corpus import CORPUS
 
 from watcher.errors import RulesError
-from watcher.message import MAX_TEXT_CHARS, parse
-from watcher.rules import read_rules_file
+from watcher.pipeline.message import MAX_TEXT_CHARS, parse
+from watcher.pipeline.rules import read_rules_file
 
 
 def account_config(tmp_path: Path, **source: str) -> Path:

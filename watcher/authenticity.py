@@ -12,8 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
-from watcher.message import Message
-from watcher.rules import RulePack, domain_matches
+from watcher.pipeline.message import Message
+from watcher.pipeline.rules import RulePack, domain_matches
 
 log = logging.getLogger(__name__)
 

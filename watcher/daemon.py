@@ -52,8 +52,8 @@ from watcher.notify import (
     plan_reminders,
     reminder_items,
 )
-from watcher.pipeline import Outcome, RawMessage, SourceKey, process
-from watcher.rules import RulePack
+from watcher.pipeline.process import Outcome, RawMessage, SourceKey, process
+from watcher.pipeline.rules import RulePack
 from watcher.runner import RunReport, poll_account, poll_local, settings_of
 from watcher.status import Transition
 from watcher.store import Heartbeat, OutboxItem, Store, utc_now

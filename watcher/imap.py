@@ -31,8 +31,8 @@ from imapclient.exceptions import LoginError as ImapLoginError
 from watcher.config import Account, is_loopback
 from watcher.crashpoint import crash_point
 from watcher.errors import FolderError, LoginError, ServerError
-from watcher.pipeline import RawMessage, SourceKey
-from watcher.rules import RulePack
+from watcher.pipeline.process import RawMessage, SourceKey
+from watcher.pipeline.rules import RulePack
 
 log = logging.getLogger(__name__)
 
@@ -345,7 +345,7 @@ def _search(
 def _header_candidates(
     client: IMAPClient, plan: SearchPlan, start: int, end: int | None = None
 ) -> list[int]:
-    from watcher.message import parse  # only the fallback needs header parsing
+    from watcher.pipeline.message import parse  # only the fallback needs header parsing
 
     # imapclient 4 cannot FETCH a range such as "n:*" (it int()s the message set to filter
     # the response), so the new UIDs are listed first and fetched in batches of explicit UIDs.

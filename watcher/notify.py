@@ -31,7 +31,7 @@ from dateutil.relativedelta import relativedelta
 from watcher.config import Config, NotifyTarget
 from watcher.crashpoint import crash_point
 from watcher.errors import ConfigError
-from watcher.pipeline import Outcome, mask_code
+from watcher.pipeline.process import Outcome, mask_code
 from watcher.status import Transition
 from watcher.store import CountedMail, OutboxItem, OutboxRow, StatusRow, Store, utc_now
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
-from watcher.pipeline import Outcome, RawMessage, Settings, SourceKey, mask_code, process
-from watcher.rules import RulePack
+from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, mask_code, process
+from watcher.pipeline.rules import RulePack
 from watcher.status import Transition
 from watcher.store import Cursor, Store
 
@@ -125,8 +125,8 @@ def may_be_meta(pack: RulePack) -> Callable[[bytes], bool]:
     Meta (:func:`watcher.rules.claims_meta`), so classification would call it ``other`` and
     it would not be recorded. Such mail, picked by the server's substring search, is skipped
     before its body is fetched."""
-    from watcher.message import parse
-    from watcher.rules import claims_meta
+    from watcher.pipeline.message import parse
+    from watcher.pipeline.rules import claims_meta
 
     def test(from_field: bytes) -> bool:
         header = parse(from_field)

@@ -22,7 +22,7 @@ from typing import Any
 
 from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
-from watcher.pipeline import Outcome, mask_code, mask_codes_in
+from watcher.pipeline.process import Outcome, mask_code, mask_codes_in
 from watcher.status import Event, Transition, replay
 
 log = logging.getLogger(__name__)

@@ -14,9 +14,9 @@ import atheris
 
 with atheris.instrument_imports(include=["watcher"]):
     from watcher.config import package_file
-    from watcher.message import MAX_TEXT_CHARS
-    from watcher.pipeline import RawMessage, Settings, SourceKey, process
-    from watcher.rules import load_rules
+    from watcher.pipeline.message import MAX_TEXT_CHARS
+    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.rules import load_rules
     from watcher.runner import describe
 
 PACK = load_rules(package_file("rules.yaml"))

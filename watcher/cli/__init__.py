@@ -22,8 +22,8 @@ from watcher.config import Config, choose_config, load_config
 from watcher.errors import WatcherError
 
 if TYPE_CHECKING:
-    from watcher.pipeline import Outcome
-    from watcher.rules import RulePack
+    from watcher.pipeline.process import Outcome
+    from watcher.pipeline.rules import RulePack
     from watcher.store import Store
 
 log = logging.getLogger("watcher")
@@ -123,7 +123,7 @@ def _open_store(config: Config, must_exist: bool = False) -> Store | None:
 
 
 def _rules(config: Config) -> RulePack:
-    from watcher.rules import load_rules
+    from watcher.pipeline.rules import load_rules
 
     return load_rules(config.rules_path, config.user_rules)
 
@@ -175,7 +175,7 @@ def scan(
     at the terminal. With --db the results are recorded like `run` does.
     """
     from watcher.mailfiles import display_path, kind_of, read_source
-    from watcher.pipeline import process
+    from watcher.pipeline.process import process
     from watcher.runner import RunReport, ingest, settings_of
     from watcher.status import Transition
     from watcher.store import Store
@@ -477,7 +477,7 @@ main.add_command(auth_command)
 main.add_command(report_command)
 
 # Commands for explaining and extending the rules (watcher/cli_rules.py).
-from watcher.cli_rules import reclassify_command, rules_group  # noqa: E402
+from watcher.cli.rules import reclassify_command, rules_group  # noqa: E402
 
 main.add_command(rules_group)
 main.add_command(reclassify_command)

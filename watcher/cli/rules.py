@@ -27,8 +27,8 @@ from watcher.config import Config, choose_config, load_config
 from watcher.errors import RulesError
 
 if TYPE_CHECKING:
-    from watcher.pipeline import Outcome, Settings
-    from watcher.rules import RulePack
+    from watcher.pipeline.process import Outcome, Settings
+    from watcher.pipeline.rules import RulePack
     from watcher.store import KeptMessage
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,7 @@ def _local_config(config_path: Path | None, trusted: tuple[str, ...] = ()) -> Co
 def _pack_with(config: Config, extra: Path | None) -> RulePack:
     """The configured pack, plus *extra*: a user rules file loaded last, or a whole pack (one
     with ``meta:``) used instead of the configured one."""
-    from watcher.rules import load_rules, read_rules_file
+    from watcher.pipeline.rules import load_rules, read_rules_file
 
     if extra is None:
         return _rules(config)
@@ -67,7 +67,7 @@ def _pack_with(config: Config, extra: Path | None) -> RulePack:
 def rerun(kept: KeptMessage, pack: RulePack, settings: Settings) -> Outcome:
     """Process the raw copy of a stored message again, as if just fetched from where it was
     (same source key, and its INTERNALDATE when the Date header was missing)."""
-    from watcher.pipeline import RawMessage, SourceKey, process
+    from watcher.pipeline.process import RawMessage, SourceKey, process
 
     internal_at = None
     if kept.date_source == "internaldate" and kept.mail_date:
@@ -125,8 +125,8 @@ def rules_test(
     PATH is a .eml file (an mbox or Maildir works too: every message is explained). Codes are
     shown in full: you are at the terminal.
     """
-    from watcher.explain import explain, render
-    from watcher.pipeline import process
+    from watcher.pipeline.explain import explain, render
+    from watcher.pipeline.process import process
     from watcher.runner import settings_of
 
     _setup_logging(verbose, logging.WARNING)
@@ -190,7 +190,7 @@ def rules_check(path: Path | None, config_path: Path | None, verbose: int) -> No
     A user rules file (one without `meta:`) is also loaded on top of the configured pack, to
     show which shipped rules it replaces or switches off. Exits 1 when a problem is found.
     """
-    from watcher.rules import load_rules, read_rules_file, rules_file_problems
+    from watcher.pipeline.rules import load_rules, read_rules_file, rules_file_problems
 
     _setup_logging(verbose, logging.WARNING)
     config = _local_config(config_path)
@@ -259,7 +259,7 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     Run it after adding a user rule or updating meta-watcher; --dry-run lists every stored
     copy with its database ID for `rules test --db ID`.
     """
-    from watcher.pipeline import mask_code
+    from watcher.pipeline.process import mask_code
     from watcher.runner import settings_of
 
     _setup_logging(verbose, logging.WARNING)

@@ -34,7 +34,7 @@ from pydantic import (
 )
 
 from watcher.errors import RulesError
-from watcher.message import Message
+from watcher.pipeline.message import Message
 
 log = logging.getLogger(__name__)
 
@@ -672,7 +672,7 @@ def rule_matches(rule: Rule, subject: str, text: str) -> bool:
 
 def extract(rule: Rule, text: str, language: str) -> dict[str, str | None]:
     """Run *rule*'s extractors over *text*; ``effective_date`` becomes an ISO date or None."""
-    from watcher.dates import parse_date_phrase  # babel is heavy; only extraction needs it
+    from watcher.pipeline.dates import parse_date_phrase  # babel is heavy; only extraction needs it
 
     out: dict[str, str | None] = {}
     for name, pattern in rule.extract.items():

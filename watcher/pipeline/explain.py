@@ -12,8 +12,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from watcher.pipeline import Outcome
-from watcher.rules import (
+from watcher.pipeline.process import Outcome
+from watcher.pipeline.rules import (
     KINDS,
     OTHER,
     UNRECOGNIZED,

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from watcher.authenticity import Verdict, authenticate
-from watcher.message import Message, parse
-from watcher.rules import KINDS, OTHER, Match, RulePack, classify, domain_matches
+from watcher.pipeline.message import Message, parse
+from watcher.pipeline.rules import KINDS, OTHER, Match, RulePack, classify, domain_matches
 
 log = logging.getLogger(__name__)
 

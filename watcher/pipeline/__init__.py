@@ -1,0 +1,1 @@
+"""The pure middle of the flow: bytes -> Message -> Match -> Outcome -> transitions."""
