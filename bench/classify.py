@@ -69,8 +69,9 @@ def main() -> None:
 
     from watcher.config import package_file
     from watcher.pipeline.message import parse
-    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules
+    from watcher.sources.base import RawMessage, SourceKey
 
     CORPUS_CACHE[:] = corpus()
     messages = [CORPUS_CACHE[i % len(CORPUS_CACHE)] for i in range(args.messages)]

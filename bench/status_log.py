@@ -31,9 +31,10 @@ sys.path.insert(0, str(REPO))
 def build(path: Path, messages: int) -> float:
     """Record *messages* outcomes into a new database at *path*; return seconds taken."""
     from watcher.config import package_file
-    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules
-    from watcher.store import Cursor, Store
+    from watcher.sources.base import Cursor, RawMessage, SourceKey
+    from watcher.store import Store
 
     pack = load_rules(package_file("rules.yaml"))
     settings = Settings(trusted_authserv_ids=("mx.home.example",))

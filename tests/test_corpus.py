@@ -12,8 +12,9 @@ import pytest
 import yaml
 
 from watcher.config import package_file
-from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
+from watcher.sources.base import RawMessage, SourceKey
 
 CORPUS = Path(__file__).parent / "corpus"
 MANIFEST: dict[str, Any] = yaml.safe_load((CORPUS / "expected.yaml").read_text(encoding="utf-8"))

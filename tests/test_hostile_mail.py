@@ -31,9 +31,10 @@ from hypothesis import strategies as st
 from watcher.config import package_file
 from watcher.notify import fit
 from watcher.pipeline.message import MAX_TEXT_CHARS, parse
-from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import KINDS, OTHER, RulePack, load_rules
 from watcher.runner import RunReport, describe, ingest
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.store import Store
 
 TESTS = Path(__file__).resolve().parent
@@ -540,7 +541,8 @@ def hook(event, args):
     if event.startswith(("socket.", "urllib.", "http.", "ftplib.", "smtplib.")):
         opened.append(event)
 from watcher.config import package_file
-from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Settings, process
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.pipeline.rules import load_rules
 pack = load_rules(package_file("rules.yaml"))
 sys.addaudithook(hook)

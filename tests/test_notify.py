@@ -27,8 +27,9 @@ from watcher.notify import (
     send_test_notifications,
     truncate_utf8,
 )
-from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.store import CountedMail, StatusRow, Store
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

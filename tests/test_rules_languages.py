@@ -22,8 +22,9 @@ import yaml
 
 from watcher.config import package_file
 from watcher.pipeline.message import parse
-from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import KINDS, RulePack, account_of, classify, haystack, load_rules
+from watcher.sources.base import RawMessage, SourceKey
 
 LANG_DIR = Path(__file__).parent / "lang"
 CORPUS = Path(__file__).parent / "corpus"

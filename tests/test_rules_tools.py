@@ -17,8 +17,9 @@ import pytest
 from watcher.config import package_file
 from watcher.pipeline.explain import explain, render
 from watcher.pipeline.message import parse
-from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, classify, load_rules, rules_file_problems
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.store import Store
 
 TESTS = Path(__file__).parent

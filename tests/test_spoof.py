@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
-from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, process
+from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import KINDS, OTHER, RulePack, load_rules
 from watcher.runner import RunReport, ingest
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.store import Store
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

@@ -15,10 +15,10 @@ from test_imap_integration import EXPECTED_STATUS
 
 from watcher.config import package_file
 from watcher.errors import LockedError
-from watcher.pipeline.process import RawMessage, SourceKey
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, ingest
-from watcher.store import MIGRATIONS, Cursor, Store
+from watcher.sources.base import Cursor, RawMessage, SourceKey
+from watcher.store import MIGRATIONS, Store
 
 
 @pytest.fixture(scope="module")

@@ -52,9 +52,10 @@ from watcher.notify import (
     plan_reminders,
     reminder_items,
 )
-from watcher.pipeline.process import Outcome, RawMessage, SourceKey, process
+from watcher.pipeline.process import Outcome, process
 from watcher.pipeline.rules import RulePack
 from watcher.runner import RunReport, poll_account, poll_local, settings_of
+from watcher.sources.base import RawMessage, SourceKey
 from watcher.status import Transition
 from watcher.store import Heartbeat, OutboxItem, Store, utc_now
 

@@ -31,8 +31,8 @@ from imapclient.exceptions import LoginError as ImapLoginError
 from watcher.config import Account, is_loopback
 from watcher.crashpoint import crash_point
 from watcher.errors import FolderError, LoginError, ServerError
-from watcher.pipeline.process import RawMessage, SourceKey
 from watcher.pipeline.rules import RulePack
+from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from watcher.errors import ConfigError
-from watcher.pipeline.process import RawMessage, SourceKey
+from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)
 

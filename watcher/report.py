@@ -725,7 +725,7 @@ def _export_local(config: Config, mails: list[MailRow], directory: Path) -> list
 def _export_imap(config: Config, mails: list[MailRow], directory: Path) -> list[Exported]:
     from watcher import imap
     from watcher.errors import WatcherError
-    from watcher.pipeline.process import SourceKey
+    from watcher.sources.base import SourceKey
 
     accounts = {a.name: a for a in config.accounts}
     out: list[Exported] = []

@@ -17,10 +17,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
-from watcher.pipeline.process import Outcome, RawMessage, Settings, SourceKey, mask_code, process
+from watcher.pipeline.process import Outcome, Settings, mask_code, process
 from watcher.pipeline.rules import RulePack
+from watcher.sources.base import Cursor, RawMessage, SourceKey
 from watcher.status import Transition
-from watcher.store import Cursor, Store
+from watcher.store import Store
 
 if TYPE_CHECKING:
     from watcher.imap import FolderState, SearchPlan

@@ -23,6 +23,7 @@ from typing import Any
 from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
 from watcher.pipeline.process import Outcome, mask_code, mask_codes_in
+from watcher.sources.base import Cursor
 from watcher.status import Event, Transition, replay
 
 log = logging.getLogger(__name__)
@@ -165,14 +166,6 @@ def utc_now() -> datetime:
 def iso(value: datetime | None) -> str | None:
     """Format an aware datetime as ISO 8601 UTC with a ``Z``-free ``+00:00`` offset."""
     return value.astimezone(UTC).isoformat(timespec="seconds") if value else None
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """How far a folder has been processed: (UIDVALIDITY, highest processed UID)."""
-
-    uidvalidity: int
-    last_uid: int
 
 
 @dataclass(frozen=True)

@@ -15,9 +15,10 @@ import atheris
 with atheris.instrument_imports(include=["watcher"]):
     from watcher.config import package_file
     from watcher.pipeline.message import MAX_TEXT_CHARS
-    from watcher.pipeline.process import RawMessage, Settings, SourceKey, process
+    from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules
     from watcher.runner import describe
+    from watcher.sources.base import RawMessage, SourceKey
 
 PACK = load_rules(package_file("rules.yaml"))
 SETTINGS = Settings(trusted_authserv_ids=("mx.home.example",), max_message_bytes=1 << 20)

@@ -67,7 +67,8 @@ def _pack_with(config: Config, extra: Path | None) -> RulePack:
 def rerun(kept: KeptMessage, pack: RulePack, settings: Settings) -> Outcome:
     """Process the raw copy of a stored message again, as if just fetched from where it was
     (same source key, and its INTERNALDATE when the Date header was missing)."""
-    from watcher.pipeline.process import RawMessage, SourceKey, process
+    from watcher.pipeline.process import process
+    from watcher.sources.base import RawMessage, SourceKey
 
     internal_at = None
     if kept.date_source == "internaldate" and kept.mail_date:

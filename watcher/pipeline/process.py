@@ -14,6 +14,7 @@ from datetime import datetime
 from watcher.authenticity import Verdict, authenticate
 from watcher.pipeline.message import Message, parse
 from watcher.pipeline.rules import KINDS, OTHER, Match, RulePack, classify, domain_matches
+from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)
 
@@ -34,38 +35,6 @@ _FORWARD_BLOCK = re.compile(
 )
 _QUOTED_ADDRESS = re.compile(r"[\w.+-]{1,64}@((?:[\w-]{1,63}\.){1,8}[a-z]{2,24})", re.IGNORECASE)
 _QUOTE_SCAN_CHARS = 50_000
-
-
-@dataclass(frozen=True)
-class SourceKey:
-    """Where a message lives: IMAP (account name, ``user@host``, folder, UIDVALIDITY, UID) or a
-    local file (source name, path, folder '', uidvalidity 0, index as uid)."""
-
-    source: str
-    identity: str
-    folder: str
-    uidvalidity: int
-    uid: int
-
-    def label(self) -> str:
-        """A short human label for logs: ``account/folder UID n`` (never secrets)."""
-        if self.uidvalidity == 0:
-            return f"{self.source}: {self.folder or self.identity}"
-        return f"{self.source}/{self.folder} UID {self.uid}"
-
-
-@dataclass(frozen=True)
-class RawMessage:
-    """Raw RFC 5322 bytes as fetched, with the server's INTERNALDATE (aware UTC) if known.
-
-    ``size`` is the full message size in bytes when ``raw`` holds only its header (a message
-    over the size limit); None when ``raw`` is the whole message.
-    """
-
-    key: SourceKey
-    raw: bytes
-    internal_at: datetime | None = None
-    size: int | None = None  # RFC822.SIZE when only the header was fetched
 
 
 @dataclass(frozen=True)
