@@ -28,10 +28,11 @@ from typing import TYPE_CHECKING
 
 from dateutil.relativedelta import relativedelta
 
+from watcher.codes import mask_code
 from watcher.config import Config, NotifyTarget
 from watcher.crashpoint import crash_point
 from watcher.errors import ConfigError
-from watcher.pipeline.process import Outcome, mask_code
+from watcher.pipeline.process import Outcome
 from watcher.status import Transition
 from watcher.store import CountedMail, OutboxItem, OutboxRow, StatusRow, Store, utc_now
 

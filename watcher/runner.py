@@ -14,10 +14,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from watcher.codes import mask_code
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
-from watcher.pipeline.process import Outcome, Settings, mask_code, process
+from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack
 from watcher.sources.base import Cursor, RawMessage, SourceKey
 from watcher.status import Transition

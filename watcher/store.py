@@ -12,7 +12,6 @@ import fcntl
 import json
 import logging
 import os
-import re
 import sqlite3
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,9 +19,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from watcher.codes import looks_like_code, mask_code, mask_codes_in
 from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
-from watcher.pipeline.process import Outcome, mask_code, mask_codes_in
+from watcher.pipeline.process import Outcome
 from watcher.sources.base import Cursor
 from watcher.status import Event, Transition, replay
 
@@ -861,8 +861,6 @@ class Store:
 
 # A raw copy bigger than this is not kept: one hostile 25 MB mail must not bloat the log.
 MAX_KEPT_RAW_BYTES = 2 * 1024 * 1024
-# What a verification code looks like (the rule pack's code extractor).
-_CODE_LIKE = re.compile(r"(?<![\d.,])\d{6,8}(?![\d.,])")
 
 
 def keeps_raw(outcome: Outcome, store_codes: bool) -> bool:
@@ -877,7 +875,7 @@ def keeps_raw(outcome: Outcome, store_codes: bool) -> bool:
     if kind == "verification_code" or not (kind == "unrecognized" or outcome.suspicious):
         return False
     text = f"{outcome.message.subject}\n{outcome.message.text}"
-    return store_codes or _CODE_LIKE.search(text) is None
+    return store_codes or not looks_like_code(text)
 
 
 @dataclass(frozen=True)

@@ -260,7 +260,7 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     Run it after adding a user rule or updating meta-watcher; --dry-run lists every stored
     copy with its database ID for `rules test --db ID`.
     """
-    from watcher.pipeline.process import mask_code
+    from watcher.codes import mask_code
     from watcher.runner import settings_of
 
     _setup_logging(verbose, logging.WARNING)

@@ -150,19 +150,3 @@ def forwarded_meta_mail(message: Message, pack: RulePack) -> tuple[Match, str] |
         return None
     match = classify(replace(message, from_name="", from_addr=quoted, subject=subject), pack)
     return (match, quoted) if match.kind in KINDS else None
-
-
-_CODE_LIKE = re.compile(r"(?<!\d)(\d{2})(\d{4,6})(?!\d)")
-
-
-def mask_codes_in(text: str) -> str:
-    """Mask every run of 6 to 8 digits in *text* like :func:`mask_code` (for the subject of
-    a verification-code mail, which often carries the code: "270615 is your code")."""
-    return _CODE_LIKE.sub(lambda m: m.group(1) + "*" * len(m.group(2)), text)
-
-
-def mask_code(code: str | None) -> str | None:
-    """Mask a verification code for storage and logs: ``482913`` -> ``48****``."""
-    if not code:
-        return code
-    return code[:2] + "*" * (len(code) - 2)

@@ -1,0 +1,52 @@
+"""What looks like a verification code, and masking it: one pattern for every place.
+
+Meta's confirmation code is 6 to 8 digits, sometimes written in groups ("552 288",
+"664,411"). A code-like number must never reach the log unmasked: the store masks it in a code
+mail's subject and fields (unless ``store_codes``), keeps no raw copy of mail that holds one,
+and logs and notification texts show it masked. Masking keeps the first two digits, so a person
+can tell two codes apart: ``482913`` -> ``48****``, ``552 288`` -> ``55* ***``.
+"""
+
+from __future__ import annotations
+
+import re
+
+# 6-8 digits, or two groups of 3 or 4 digits split by a space, no-break space or comma. Not
+# part of a longer number ("1.234.567", "3,14159265", "123456789"), but a full stop or comma
+# may follow it at the end of a sentence ("Your code is 552288.").
+CODE_LIKE = re.compile(
+    r"(?<!\d)(?<!\d[.,])"
+    r"(?:\d{6,8}|\d{3,4}[ \u00a0,]\d{3,4})"
+    r"(?!\d)(?![.,]\d)"
+)
+
+
+def looks_like_code(text: str) -> bool:
+    """True when *text* holds a number that could be a verification code (CODE_LIKE)."""
+    return CODE_LIKE.search(text) is not None
+
+
+def _mask(code: str) -> str:
+    # The first two digits stay; every later digit becomes "*", separators stay.
+    seen = 0
+    out = []
+    for ch in code:
+        if ch.isdigit():
+            seen += 1
+            out.append(ch if seen <= 2 else "*")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def mask_code(code: str | None) -> str | None:
+    """Mask a verification code for storage and logs: ``482913`` -> ``48****``."""
+    if not code:
+        return code
+    return _mask(code)
+
+
+def mask_codes_in(text: str) -> str:
+    """Mask every code-like number in *text* like :func:`mask_code` (for the subject of a
+    verification-code mail, which often carries the code: "270615 is your code")."""
+    return CODE_LIKE.sub(lambda m: _mask(m.group(0)), text)
