@@ -182,6 +182,18 @@ def test_code_without_answer_reminds_after_one_month():
     assert plan_reminders(mails, decided, (7, 1), UTC) == []
 
 
+def test_answer_reminder_counts_from_the_last_code():
+    first, last = NOW - timedelta(days=40), NOW - timedelta(days=20)
+    mails = [
+        CountedMail("facebook", "a@example.org", "verification_code", first, None),
+        CountedMail("facebook", "a@example.org", "verification_code", last, None),
+    ]
+    waiting = [StatusRow("facebook", "a@example.org", "code_received", "", None, "", None)]
+    (reminder,) = plan_reminders(mails, waiting, (7, 1), UTC)
+    assert timedelta(days=28) <= reminder.fire_at - last <= timedelta(days=31)
+    assert due_reminders([reminder], NOW) == []
+
+
 def test_config_notify_entries_take_urls_or_mappings(tmp_path):
     config = parse_config(
         {

@@ -311,6 +311,27 @@ def test_deadline_is_one_calendar_month(tmp_path: Path) -> None:
     assert objection.due_at - objection.objected_at == timedelta(days=28)
 
 
+def test_deadline_counts_from_the_last_code_before_the_answer(tmp_path: Path) -> None:
+    # The form was sent twice (the first code expired unused); Meta answered 26 days after
+    # the second code, 35 days after the first: in time.
+    mails = tmp_path / "mails"
+    mails.mkdir()
+    for name, date, mid in (
+        ("de-2024-code-facebook.eml", "Sat, 01 Jun 2024 10:00:00 +0000", "c1@fb"),
+        ("de-2024-code-facebook.eml", "Mon, 10 Jun 2024 10:00:00 +0000", "c2@fb"),
+        ("html-only-accepted-facebook.eml", "Fri, 05 Jul 2024 10:00:00 +0000", "a1@fb"),
+    ):
+        (mails / f"{mid}.eml").write_bytes(variant(name, date, mid))
+    config = write_config(tmp_path)
+    scan(config, tmp_path, mails)
+    with Store.open(tmp_path / "log.sqlite3") as store:
+        report = build_report(store, now=datetime(2024, 8, 1, tzinfo=UTC))
+    (objection,) = report.accounts[0].objections
+    assert objection.objected_at == datetime(2024, 6, 10, 10, 0, tzinfo=UTC)
+    assert objection.due_at == datetime(2024, 7, 10, 10, 0, tzinfo=UTC)
+    assert objection.verdict == "in_time"
+
+
 def test_export_eml_of_files_recorded_by_scan(corpus_db: Path, tmp_path: Path) -> None:
     out = tmp_path / "evidence"
     args = ["report", "--config", str(corpus_db), "--account", "anna.insta@example.org"]

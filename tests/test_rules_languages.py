@@ -21,9 +21,10 @@ import pytest
 import yaml
 
 from watcher.config import package_file
+from watcher.kinds import KINDS
 from watcher.pipeline.message import parse
 from watcher.pipeline.process import Settings, process
-from watcher.pipeline.rules import KINDS, RulePack, account_of, classify, haystack, load_rules
+from watcher.pipeline.rules import RulePack, account_of, classify, haystack, load_rules
 from watcher.sources.base import RawMessage, SourceKey
 
 LANG_DIR = Path(__file__).parent / "lang"

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
+from watcher.kinds import KINDS, OTHER
 from watcher.pipeline.process import Outcome, Settings, process
-from watcher.pipeline.rules import KINDS, OTHER, RulePack, load_rules
+from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, ingest
 from watcher.sources.base import RawMessage, SourceKey
 from watcher.store import Store

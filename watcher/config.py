@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from watcher.errors import ConfigError, SecretError
+from watcher.kinds import NOTIFY_EVENTS
 
 log = logging.getLogger(__name__)
 
@@ -264,19 +265,6 @@ class LocalSource(_Frozen):
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@+-]+$")
     path: Path
-
-
-NOTIFY_EVENTS = (
-    "verification_code",
-    "objection_accepted",
-    "objection_rejected",
-    "info_requested",
-    "policy_update",
-    "suspicious",
-    "unrecognized",
-    "login_failed",
-    "reminder",
-)
 
 
 class NotifyTarget(_Frozen):

@@ -26,12 +26,11 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
-from dateutil.relativedelta import relativedelta
-
 from watcher.codes import mask_code
 from watcher.config import Config, NotifyTarget
 from watcher.crashpoint import crash_point
 from watcher.errors import ConfigError
+from watcher.kinds import SUBMISSION_KINDS, WARNING_EVENTS, answer_due
 from watcher.pipeline.process import Outcome
 from watcher.status import Transition
 from watcher.store import CountedMail, OutboxItem, OutboxRow, StatusRow, Store, utc_now
@@ -48,8 +47,6 @@ RETRY_MAX_SECONDS = 600.0
 GIVE_UP_SECONDS = 7 * 86400.0
 # Reminders fire at this local time of day.
 REMINDER_TIME = time(9, 0)
-# GDPR Art. 12(3): information on action taken "within one month of receipt of the request".
-ANSWER_WITHIN = relativedelta(months=1)
 # How long one delivery attempt may take (Apprise's connect and read timeouts, seconds).
 SEND_TIMEOUT_SECONDS = 10.0
 
@@ -269,8 +266,8 @@ def plan_reminders(
 
     * Policy update with an effective date E, objection not accepted: one reminder
       ``reminder_days`` days before E (at 09:00 local time), until E.
-    * Verification code at T with no decision after it (status still ``code_received``): one
-      reminder at T + one month (GDPR Art. 12(3)).
+    * Verification code at T (the last one) with no decision after it (status still
+      ``code_received``): one reminder at T + one month (GDPR Art. 12(3)).
     """
     current = {(s.platform, s.account): s.status for s in statuses}
     out: list[Reminder] = []
@@ -301,10 +298,10 @@ def plan_reminders(
                             ),
                         )
                     )
-        codes = [m for m in mine if m.kind == "verification_code"]
+        codes = [m for m in mine if m.kind in SUBMISSION_KINDS]
         if status == "code_received" and codes:
-            sent_at = codes[-1].mail_at
-            fire_at = sent_at + ANSWER_WITHIN
+            sent_at = codes[-1].mail_at  # the last code: see watcher.kinds.ANSWER_WITHIN
+            fire_at = answer_due(sent_at)
             out.append(
                 Reminder(
                     f"reminder:answer:{platform}:{account}:{sent_at.isoformat()}",
@@ -515,7 +512,7 @@ class Sender:
                 store.notification_failed(row.id, "target down", retry_delay(row.attempts + 1))
                 continue
             crash_point("notify")
-            error = self.send(row.target, *_reveal(row), warning=row.event in _WARNINGS)
+            error = self.send(row.target, *_reveal(row), warning=row.event in WARNING_EVENTS)
             if error is None:
                 store.notification_sent(row.id)
                 crash_point("notified")
@@ -537,7 +534,6 @@ class Sender:
 
 _DESKTOP_MARKUP = {"dbus", "kde", "qt", "glib", "gnome"}
 _NO_HTTP = {"dbus", "kde", "qt", "glib", "gnome", "macosx", "windows", "mailto", "mailtos"}
-_WARNINGS = {"suspicious", "objection_rejected", "info_requested", "login_failed", "reminder"}
 
 
 def _reveal(row: OutboxRow) -> tuple[str, str]:

@@ -5,10 +5,10 @@ Deadlines: the effective date Meta's policy mail states, and GDPR Art. 12(3): th
 informs the data subject of the action taken on a request "without undue delay and in any
 event within one month of receipt of the request" (extendable by two further months only if
 the data subject is told so within the first month). The request's receipt is taken as the
-date of Meta's first confirmation-code mail for the objection (Meta sends it when the form is
-submitted); the answer is the first objection_accepted, objection_rejected or info_requested
-mail after it. Only authentic (counted) mails move the timeline; the others are listed and
-marked.
+date of Meta's last confirmation-code mail before the answer (Meta sends one each time the form
+is sent; see watcher.kinds.ANSWER_WITHIN); the answer is the first objection_accepted,
+objection_rejected or info_requested mail after it. Only authentic (counted) mails move the
+timeline; the others are listed and marked.
 
 The HTML page is self-contained (inline CSS, no scripts, no external resources) and prints on
 A4; every value from a mail is escaped.
@@ -32,13 +32,12 @@ from typing import Any, Literal
 
 from watcher import __version__
 from watcher.config import Config
-from watcher.notify import ANSWER_WITHIN
+from watcher.kinds import ANSWER_KINDS, SUBMISSION_KINDS, answer_due, label_of
 from watcher.store import MailRow, Store, TransitionRow
 
 log = logging.getLogger(__name__)
 
 FORMATS = ("md", "html", "csv", "json")
-ANSWER_KINDS = ("objection_accepted", "objection_rejected", "info_requested")
 NO_ADDRESS = "(address not identified)"
 Verdict = Literal["in_time", "late", "pending", "overdue"]
 
@@ -47,14 +46,6 @@ VERDICT_TEXT: dict[str, str] = {
     "late": "answered late",
     "pending": "no answer yet, still within the month",
     "overdue": "no answer within the month: overdue",
-}
-KIND_TEXT: dict[str, str] = {
-    "policy_update": "policy update (notice of AI training)",
-    "verification_code": "confirmation code (objection submitted)",
-    "objection_accepted": "objection accepted",
-    "objection_rejected": "objection rejected",
-    "info_requested": "more information requested",
-    "unrecognized": "unrecognised Meta mail about the objection",
 }
 
 
@@ -65,7 +56,7 @@ def mail_at(mail: MailRow) -> datetime:
 
 @dataclass(frozen=True)
 class Objection:
-    """One objection and its deadline: ``objected_at`` (first confirmation-code mail),
+    """One objection and its deadline: ``objected_at`` (last confirmation-code mail),
     ``due_at`` (one month later, GDPR Art. 12(3)), the ``answer`` mail if any, and the
     ``verdict``; ``effective_date`` is the date the policy notice before it names, and
     ``before_effective`` whether the objection came before it (None when none is known)."""
@@ -143,8 +134,9 @@ def _effective_for(stated: list[tuple[datetime, date]], objected_at: datetime) -
 
 def objections(mails: Sequence[MailRow], now: datetime) -> list[Objection]:
     """Replay the counted mails (oldest first) into objections: a confirmation-code mail opens
-    one (later codes before an answer belong to it), the next answer closes it. Each is
-    compared with the effective date of the policy notice before it. Pure."""
+    one, later codes before an answer belong to it and move its date to theirs (the deadline
+    counts from the last one, see watcher.kinds.ANSWER_WITHIN), the next answer closes it.
+    Each is compared with the effective date of the policy notice before it. Pure."""
     out: list[Objection] = []
     open_code: MailRow | None = None
     stated = _stated_dates(mails)
@@ -152,7 +144,7 @@ def objections(mails: Sequence[MailRow], now: datetime) -> list[Objection]:
     def close(answer: MailRow | None) -> None:
         assert open_code is not None
         start = mail_at(open_code)
-        due = start + ANSWER_WITHIN
+        due = answer_due(start)
         verdict: Verdict
         if answer is not None:
             verdict = "in_time" if mail_at(answer) <= due else "late"
@@ -163,7 +155,7 @@ def objections(mails: Sequence[MailRow], now: datetime) -> list[Objection]:
         out.append(Objection(start, open_code, due, answer, verdict, effective, before))
 
     for mail in sorted((m for m in mails if m.counted), key=lambda m: (mail_at(m), m.id)):
-        if mail.kind == "verification_code" and open_code is None:
+        if mail.kind in SUBMISSION_KINDS:
             open_code = mail
         elif mail.kind in ANSWER_KINDS and open_code is not None:
             close(mail)
@@ -230,7 +222,7 @@ def authenticity_text(mail: MailRow) -> str:
 
 
 def _kind(mail: MailRow) -> str:
-    text = KIND_TEXT.get(mail.kind, mail.kind)
+    text = label_of(mail.kind)
     if mail.suspicious:
         text += " (SUSPICIOUS: failed authenticity, not counted)"
     elif not mail.counted:
@@ -245,7 +237,7 @@ def _title(acc: AccountReport) -> str:
 def _answer_text(obj: Objection) -> str:
     if obj.answer is None:
         return ""
-    return KIND_TEXT.get(obj.answer.kind, obj.answer.kind)
+    return label_of(obj.answer.kind)
 
 
 def _status_text(acc: AccountReport) -> str:
@@ -286,7 +278,7 @@ def render_markdown(report: Report) -> str:
         "",
         f"Generated {_stamp(report.generated_at)} by meta-watcher {__version__}. "
         "All times are UTC. Deadline: GDPR Art. 12(3), one month after the objection "
-        "(the first confirmation-code mail).",
+        "(the last confirmation-code mail before the answer).",
         "",
     ]
     if not report.accounts:
@@ -417,7 +409,7 @@ def render_html(report: Report) -> str:
         "<h1>Evidence report: objections to Meta&#8217;s use of personal data for AI</h1>",
         f'<p class="meta">Generated {_e(_stamp(report.generated_at))} by meta-watcher '
         f"{_e(__version__)}. All times are UTC. Deadline: GDPR Art.&nbsp;12(3), one month after "
-        "the objection (the first confirmation-code mail).</p>",
+        "the objection (the last confirmation-code mail before the answer).</p>",
     ]
     if not report.accounts:
         parts.append("<p>No Meta privacy mail has been recorded.</p>")
@@ -595,7 +587,8 @@ def report_json(report: Report) -> dict[str, Any]:
     return {
         "generated_at": report.generated_at.isoformat(),
         "generator": f"meta-watcher {__version__}",
-        "deadline_rule": "GDPR Art. 12(3): one month after the first confirmation-code mail",
+        "deadline_rule": "GDPR Art. 12(3): one month after the last confirmation-code mail "
+        "before the answer",
         "accounts": [
             {
                 "platform": acc.platform,

@@ -15,15 +15,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-STATUS_OF_KIND = {
-    "policy_update": "notified",
-    "verification_code": "code_received",
-    "objection_accepted": "accepted",
-    "objection_rejected": "rejected",
-    "info_requested": "info_requested",
-}
-STATUSES = tuple(STATUS_OF_KIND.values())
-# Same-date tie-break: the order these steps happen in Meta's process.
+from watcher.kinds import STATUS_OF_KIND
+
+# Same-date tie-break: the order these steps happen in Meta's process (the kinds table's).
 _KIND_ORDER = {kind: n for n, kind in enumerate(STATUS_OF_KIND)}
 
 

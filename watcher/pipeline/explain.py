@@ -12,11 +12,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from watcher.kinds import KINDS, OTHER, UNRECOGNIZED
 from watcher.pipeline.process import Outcome
 from watcher.pipeline.rules import (
-    KINDS,
-    OTHER,
-    UNRECOGNIZED,
     LanguageScore,
     RuleCheck,
     RulePack,

@@ -12,8 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from watcher.authenticity import Verdict, authenticate
+from watcher.kinds import KINDS, OTHER
 from watcher.pipeline.message import Message, parse
-from watcher.pipeline.rules import KINDS, OTHER, Match, RulePack, classify, domain_matches
+from watcher.pipeline.rules import Match, RulePack, classify, domain_matches
 from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)

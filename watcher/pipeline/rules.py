@@ -34,20 +34,11 @@ from pydantic import (
 )
 
 from watcher.errors import RulesError
+from watcher.kinds import KINDS, OTHER, UNRECOGNIZED, Kind
 from watcher.pipeline.message import Message
 
 log = logging.getLogger(__name__)
 
-Kind = Literal[
-    "policy_update",
-    "verification_code",
-    "objection_accepted",
-    "objection_rejected",
-    "info_requested",
-]
-KINDS: tuple[str, ...] = Kind.__args__  # type: ignore[attr-defined]
-UNRECOGNIZED = "unrecognized"
-OTHER = "other"
 EXTRACTORS = ("code", "effective_date")
 
 _FLAGS = re.IGNORECASE | re.UNICODE

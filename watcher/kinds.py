@@ -1,0 +1,118 @@
+"""The one table of mail kinds: what each kind of Meta privacy mail means to the watcher.
+
+A kind is what a rule in rules.yaml says a mail is (``kind:``). The table gives, per kind, the
+objection status an authentic mail of it sets (watcher.pipeline.status), how the evidence
+report names it, whether its notification is a warning, and its part in the GDPR Art. 12(3)
+deadline: a confirmation-code mail means the objection was submitted, and an answer mail
+(accepted, rejected, more information requested) is Meta's answer to it. A new kind is one row
+here plus the rules that recognise it.
+
+Row order is the order of the steps in Meta's process; the status replay breaks a tie between
+two mails of the same date with it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from dateutil.relativedelta import relativedelta
+
+
+@dataclass(frozen=True)
+class MailKind:
+    """One kind of Meta privacy mail.
+
+    ``name``: as in rules.yaml, the database and notification ``events``. ``status``: the
+    objection status an authentic mail of this kind sets. ``label``: the report's wording.
+    ``warning``: its notification asks the user to act. ``submits_objection``: the mail confirms
+    an objection was sent (the one-month deadline runs from it). ``answers_objection``: the mail
+    is Meta's answer to an objection.
+    """
+
+    name: str
+    status: str
+    label: str
+    warning: bool = False
+    submits_objection: bool = False
+    answers_objection: bool = False
+
+
+TABLE: tuple[MailKind, ...] = (
+    MailKind("policy_update", "notified", "policy update (notice of AI training)"),
+    MailKind(
+        "verification_code",
+        "code_received",
+        "confirmation code (objection submitted)",
+        submits_objection=True,
+    ),
+    MailKind("objection_accepted", "accepted", "objection accepted", answers_objection=True),
+    MailKind(
+        "objection_rejected", "rejected", "objection rejected", warning=True, answers_objection=True
+    ),
+    MailKind(
+        "info_requested",
+        "info_requested",
+        "more information requested",
+        warning=True,
+        answers_objection=True,
+    ),
+)
+
+BY_NAME: dict[str, MailKind] = {k.name: k for k in TABLE}
+KINDS: tuple[str, ...] = tuple(BY_NAME)
+STATUS_OF_KIND: dict[str, str] = {k.name: k.status for k in TABLE}
+STATUSES: tuple[str, ...] = tuple(STATUS_OF_KIND.values())
+ANSWER_KINDS: tuple[str, ...] = tuple(k.name for k in TABLE if k.answers_objection)
+SUBMISSION_KINDS: tuple[str, ...] = tuple(k.name for k in TABLE if k.submits_objection)
+
+# What classification calls a mail that is none of the kinds above: Meta mail about the
+# objection or AI use that no rule recognised, and everything else.
+UNRECOGNIZED = "unrecognized"
+OTHER = "other"
+UNRECOGNIZED_LABEL = "unrecognised Meta mail about the objection"
+
+# Notification events (the config's notify ``events``): every kind, and these, with whether
+# their notification is a warning.
+OTHER_EVENTS: dict[str, bool] = {
+    "suspicious": True,
+    UNRECOGNIZED: False,
+    "login_failed": True,
+    "reminder": True,
+}
+NOTIFY_EVENTS: tuple[str, ...] = (*KINDS, *OTHER_EVENTS)
+WARNING_EVENTS: frozenset[str] = frozenset(
+    [k.name for k in TABLE if k.warning] + [e for e, warn in OTHER_EVENTS.items() if warn]
+)
+
+# GDPR Art. 12(3): information on action taken "without undue delay and in any event within
+# one month of receipt of the request". The request counts as received on the date of the
+# last confirmation-code mail before Meta's answer: every code mail means the form was sent
+# (again), and a request whose code expired unused is not the one Meta answers. The reminder
+# (watcher.notify.plan) and the report (watcher.report.objections) both count from it, so the
+# reminder fires when the report turns "overdue".
+ANSWER_WITHIN = relativedelta(months=1)
+
+
+def answer_due(submitted_at: datetime) -> datetime:
+    """When Meta's answer to an objection submitted at *submitted_at* is due: one calendar
+    month later (31 January -> 28 February), same time of day."""
+    due: datetime = submitted_at + ANSWER_WITHIN
+    return due
+
+
+def label_of(kind: str) -> str:
+    """The report's wording for *kind* (the kind itself when the table does not know it)."""
+    if kind == UNRECOGNIZED:
+        return UNRECOGNIZED_LABEL
+    row = BY_NAME.get(kind)
+    return row.label if row is not None else kind
+
+
+if TYPE_CHECKING:
+    Kind = str
+else:
+    # For validation (rules.yaml ``kind:``): pydantic checks a Literal of the table's names.
+    # mypy cannot read a Literal built at run time, so it sees a plain str.
+    Kind = Literal[KINDS]
