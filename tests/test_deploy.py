@@ -134,7 +134,7 @@ def test_system_unit_is_sandboxed_and_loads_the_password_as_a_credential(
 def test_credentials_directory_is_read_before_the_configured_password_file(
     tmp_path: Path,
 ) -> None:
-    from watcher.secrets import from_file
+    from watcher.sources.secrets import from_file
 
     creds = tmp_path / "creds"
     creds.mkdir()

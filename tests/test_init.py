@@ -22,9 +22,9 @@ from dovecot import DovecotServer
 from oauth_provider import OAuthProvider, new_user
 from test_corpus import CORPUS
 
-from watcher import providers
 from watcher.config import Account
 from watcher.imap import explain_login_failure
+from watcher.sources import providers
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:

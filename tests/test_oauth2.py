@@ -27,7 +27,7 @@ from oauth_provider import OAuthProvider, new_user
 from watcher import imap
 from watcher.config import Account, parse_config
 from watcher.errors import ConfigError, LoginError, SecretError, ServerError
-from watcher.oauth2 import FileTokenStore, Tokens, token_manager
+from watcher.sources.oauth2.tokens import FileTokenStore, Tokens, token_manager
 
 
 def account(

@@ -165,7 +165,7 @@ def _append_account(text: str, block: str, path: Path) -> str:
 
 def _write_config(path: Path, text: str) -> None:
     """Validate *text* as a config (relative paths as in *path*'s folder), then write it 0600."""
-    from watcher.secrets import write_private
+    from watcher.sources.secrets import write_private
 
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     trial = path.with_name(f".{path.name}.init-{os.getpid()}")
@@ -209,7 +209,7 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
     Asks for what the flags do not give. Never writes a password: the config says where the
     password or token comes from.
     """
-    from watcher import providers
+    from watcher.sources import providers
 
     _setup_logging(0, logging.WARNING)
     address = opts["address"] or _ask("E-mail address to watch", "--address")
@@ -379,7 +379,8 @@ def auth_command(
     Google: a browser page, then a redirect to this machine (or --paste). Microsoft: a code to
     enter at the address shown (device flow). The token goes to a 0600 file or the keyring.
     """
-    from watcher import imap, oauth2
+    from watcher import imap
+    from watcher.sources.oauth2 import flows as oauth2
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)
@@ -464,7 +465,7 @@ def report_command(
     if output is None:
         click.echo(text, nl=False)
     else:
-        from watcher.secrets import write_private
+        from watcher.sources.secrets import write_private
 
         try:
             write_private(output, text)

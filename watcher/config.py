@@ -1,4 +1,5 @@
-"""YAML config -> validated, frozen :class:`Config`; secrets are resolved here, on demand.
+"""YAML config -> validated, frozen :class:`Config`. Models and validation only: secrets are
+resolved where they are used (watcher.sources.credentials).
 
 Where the config comes from, first match wins: ``--config FILE``, ``$META_WATCHER_CONFIG``,
 ``<platformdirs user config dir>/config.yaml``. When none exists the watcher runs in *demo mode*
@@ -30,7 +31,7 @@ from pydantic import (
     model_validator,
 )
 
-from watcher.errors import ConfigError, SecretError
+from watcher.errors import ConfigError
 from watcher.kinds import NOTIFY_EVENTS
 
 log = logging.getLogger(__name__)
@@ -221,43 +222,6 @@ class Account(_Frozen):
     def uses_oauth2(self) -> bool:
         """True when the account logs in with SASL XOAUTH2 instead of a password."""
         return self.oauth2 is not None or self.oauth2_token_command is not None
-
-    def password(self) -> str:
-        """Resolve and return the password from its configured source.
-
-        Raises SecretError naming the source (never the secret) when it cannot be read, or
-        when the account uses OAuth2 and has no password.
-        """
-        from watcher import secrets
-
-        where = f"account {self.name}"
-        if self.password_file is not None:
-            return secrets.from_file(self.password_file, where)
-        if self.password_env is not None:
-            return secrets.from_env(self.password_env, where)
-        if self.password_keyring is not None:
-            return secrets.from_keyring(self.password_keyring, self.username, where)
-        if self.password_command is not None:
-            return secrets.from_command(self.password_command, where)
-        raise SecretError(f"{where} logs in with OAuth2 and has no password")
-
-    def access_token(self) -> str:
-        """Return a valid OAuth2 access token for XOAUTH2 (RFC 6750 bearer token).
-
-        From ``oauth2_token_command`` (run each time), else from the stored token of
-        ``meta-watcher auth``, refreshed when it expires within a few minutes. Raises
-        SecretError (no token yet, refresh refused) or ServerError (token endpoint unreachable).
-        """
-        from watcher import secrets
-
-        where = f"account {self.name}"
-        if self.oauth2_token_command is not None:
-            return secrets.from_command(self.oauth2_token_command, where, "oauth2_token_command")
-        if self.oauth2 is None:
-            raise SecretError(f"{where} has no oauth2 or oauth2_token_command configured")
-        from watcher.oauth2 import token_manager
-
-        return token_manager(self).access_token()
 
 
 class LocalSource(_Frozen):

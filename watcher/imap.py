@@ -32,6 +32,7 @@ from watcher.config import Account, is_loopback
 from watcher.crashpoint import crash_point
 from watcher.errors import FolderError, LoginError, ServerError
 from watcher.pipeline.rules import RulePack
+from watcher.sources import credentials
 from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ def connect(account: Account) -> IMAPClient:
     # The secret first: a broken password source is a config error (exit 78), and it should
     # not cost a connection to find out.
     # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
-    secret = account.access_token() if account.uses_oauth2 else account.password()
+    secret = credentials.login_secret(account)
     try:
         client = IMAPClient(
             account.host,
@@ -190,12 +191,12 @@ def _server_text(exc: BaseException) -> str:
 
 def explain_login_failure(account: Account, reply: str) -> str:
     """One clause saying why *account*'s login was most likely rejected, from the server's
-    *reply* and the provider preset (watcher.providers), with the reply quoted at the end.
+    *reply* and the provider preset (watcher.sources.providers), with the reply quoted at the end.
 
     Known replies: Gmail's "Application-specific password required", Outlook.com's "Basic
     authentication is disabled" / "LOGIN failed", RFC 5530's AUTHENTICATIONFAILED.
     """
-    from watcher import providers
+    from watcher.sources import providers
 
     text = reply.lower()
     provider = providers.for_host(account.host)

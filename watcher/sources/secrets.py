@@ -1,4 +1,5 @@
-"""Where passwords and tokens come from: a command, a file, an environment variable, the keyring.
+"""Reading secrets from a command, a file, an environment variable or the keyring, and writing
+private (0600) files.
 
 The only module that runs secret commands or imports the ``keyring`` library (an optional
 extra: ``pip install '.[keyring]'``). Every function raises SecretError with one sentence that

@@ -20,7 +20,7 @@ class Provider:
     """One provider: ``domains`` are the address domains it hosts (lower-case), ``host``/
     ``port``/``security`` its IMAP server, ``login`` what it accepts (``password``: the account
     password; ``app_password``: only a separately generated password; ``oauth2``: no password
-    at all), ``oauth2`` the OAuth2 preset name in :mod:`watcher.oauth2` when it offers OAuth2,
+    at all), ``oauth2`` the OAuth2 preset name (watcher.sources.oauth2) when it offers OAuth2,
     ``setup`` one sentence a new user must know, ``rejected`` one sentence explaining the usual
     cause when the login is rejected, ``authserv_id`` the authserv-id the provider writes in
     its Authentication-Results headers (RFC 8601) when it is one fixed name."""
