@@ -108,10 +108,10 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from watcher import imap
     from watcher.config import load_config
     from watcher.pipeline.rules import load_rules
     from watcher.runner import RunReport, poll_account, settings_of
+    from watcher.sources import imap
     from watcher.store import Store
 
     box = mailbox_for(args.messages, args.seed)

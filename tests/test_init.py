@@ -23,8 +23,8 @@ from oauth_provider import OAuthProvider, new_user
 from test_corpus import CORPUS
 
 from watcher.config import Account
-from watcher.imap import explain_login_failure
 from watcher.sources import providers
+from watcher.sources.imap import explain_login_failure
 
 
 def env_for(tmp_path: Path) -> dict[str, str]:

@@ -13,7 +13,7 @@ import pytest
 from test_corpus import CORPUS, MANIFEST
 
 from watcher.errors import ConfigError
-from watcher.mailfiles import kind_of, read_source
+from watcher.sources.mailfiles import kind_of, read_source
 
 NAMES = sorted(MANIFEST["messages"])
 

@@ -24,9 +24,9 @@ import yaml
 from dovecot import DovecotServer
 from oauth_provider import OAuthProvider, new_user
 
-from watcher import imap
 from watcher.config import Account, parse_config
 from watcher.errors import ConfigError, LoginError, SecretError, ServerError
+from watcher.sources import imap
 from watcher.sources.oauth2.tokens import FileTokenStore, Tokens, token_manager
 
 

@@ -11,10 +11,11 @@ import pytest
 from dovecot import DovecotServer
 from test_imap_integration import write_config
 
-from watcher import imap
 from watcher.config import Config, load_config, package_file
 from watcher.pipeline.rules import RulePack, load_rules
-from watcher.runner import RunReport, poll_account, settings_of
+from watcher.runner import RunReport, poll_account, search_plan, settings_of
+from watcher.sources import imap
+from watcher.sources.imap.search import _header_candidates
 from watcher.store import Store
 
 CORPUS = Path(__file__).parent / "corpus"
@@ -99,7 +100,7 @@ def test_searched_mail_that_cannot_be_meta_is_not_fetched_whole(
 
 
 def test_two_letter_subject_words_are_left_out_of_the_server_search(pack: RulePack) -> None:
-    plan = imap.search_plan(pack)
+    plan = search_plan(pack)
     assert plan.subject_words  # rules.yaml has some
     assert all(len(w) >= imap.MIN_SUBJECT_WORD for w in plan.subject_words)
     assert "KI" in pack.search_subject_words or "IA" in pack.search_subject_words
@@ -122,7 +123,7 @@ def test_header_fetch_fallback_picks_candidates(
     client = imap.connect(config.accounts[0])
     try:
         imap.examine(client, config.accounts[0], "INBOX")
-        found = imap._header_candidates(client, imap.search_plan(pack), uids[1])
+        found = _header_candidates(client, search_plan(pack), uids[1])
     finally:
         imap.logout(client)
     assert found == [uids[1]]

@@ -379,7 +379,7 @@ def auth_command(
     Google: a browser page, then a redirect to this machine (or --paste). Microsoft: a code to
     enter at the address shown (device flow). The token goes to a 0600 file or the keyring.
     """
-    from watcher import imap
+    from watcher.sources import imap
     from watcher.sources.oauth2 import flows as oauth2
 
     _setup_logging(verbose, logging.WARNING)

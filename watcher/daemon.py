@@ -40,7 +40,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-from watcher import imap, systemd
+from watcher import systemd
 from watcher.config import Account, Config, parse_duration
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
 from watcher.notify import (
@@ -54,7 +54,8 @@ from watcher.notify import (
 )
 from watcher.pipeline.process import Outcome, process
 from watcher.pipeline.rules import RulePack
-from watcher.runner import RunReport, poll_account, poll_local, settings_of
+from watcher.runner import RunReport, poll_account, poll_local, search_plan, settings_of
+from watcher.sources import imap
 from watcher.sources.base import RawMessage, SourceKey
 from watcher.status import Transition
 from watcher.store import Heartbeat, OutboxItem, Store, utc_now
@@ -741,7 +742,7 @@ def wait_for_code(
     found: list[FoundCode] = []
     failures: list[WatcherError] = []
     settings = settings_of(config)
-    plan = imap.search_plan(pack)
+    plan = search_plan(pack)
 
     def matches(outcome: Outcome) -> bool:
         if outcome.match.kind != "verification_code" or outcome.suspicious:

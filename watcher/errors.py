@@ -52,3 +52,7 @@ class StoreError(WatcherError):
 
 class LockedError(StoreError):
     """Raised when another meta-watcher process already holds the database lock."""
+
+
+class MessageGoneError(WatcherError):
+    """Raised when a source no longer holds a message asked for again (moved, deleted)."""

@@ -17,7 +17,6 @@ A4; every value from a mail is escaped.
 from __future__ import annotations
 
 import csv
-import hashlib
 import html
 import io
 import json
@@ -28,11 +27,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from watcher import __version__
 from watcher.config import Config
+from watcher.errors import WatcherError
 from watcher.kinds import ANSWER_KINDS, SUBMISSION_KINDS, answer_due, label_of
+from watcher.sources.base import LOCAL_UIDVALIDITY, MessageRef, SourceKey
+from watcher.sources.imap import ImapAccount
+from watcher.sources.mailfiles import LocalMailbox, ScannedFile
 from watcher.store import MailRow, Store, TransitionRow
 
 log = logging.getLogger(__name__)
@@ -674,135 +677,72 @@ def _write_eml(directory: Path, mail: MailRow, raw: bytes) -> Path:
     return path
 
 
-def _export_local(config: Config, mails: list[MailRow], directory: Path) -> list[Exported]:
-    from watcher.errors import WatcherError
-    from watcher.mailfiles import read_source
+class Fetcher(Protocol):
+    """What the export needs of a source: MailSource.fetch_original and close."""
 
-    paths = {s.name: s.path for s in config.local}
-    out: list[Exported] = []
-    by_source: dict[str, list[MailRow]] = {}
-    for m in mails:
-        by_source.setdefault(m.source, []).append(m)
-    for source, group in by_source.items():
-        path = paths.get(source)
-        if path is None:
+    def fetch_original(self, ref: MessageRef) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class _Sources:
+    """The source each recorded mail came from, opened (connected) once, on first use."""
+
+    def __init__(self, config: Config) -> None:
+        self._accounts = {a.name: a for a in config.accounts}
+        self._local = {s.name: s.path for s in config.local}
+        self._opened: dict[str, Fetcher] = {}
+
+    def get(self, key: SourceKey) -> Fetcher | str:
+        """The source of *key*, or why there is none (one sentence)."""
+        if key.source in self._opened:
+            return self._opened[key.source]
+        found: Fetcher
+        if key.is_local and key.source in self._local:
+            found = LocalMailbox(key.source, self._local[key.source])
+        elif key.is_local:
             # `scan --db` records files outside the config: an .eml file's folder is its path.
-            for m in group:
-                file = Path(m.folder)
-                data = file.read_bytes() if m.folder and file.is_file() else None
-                if data is not None and hashlib.sha256(data).hexdigest() == m.sha256:
-                    out.append(Exported(m, _write_eml(directory, m, data), None))
-                else:
-                    out.append(Exported(m, None, f"{source}: {m.folder or m.identity} is gone"))
-            continue
-        wanted = {m.sha256: m for m in group}
-        found: dict[str, bytes] = {}
-        try:
-            for raw in read_source(path, source):
-                digest = hashlib.sha256(raw.raw).hexdigest()
-                if digest in wanted:
-                    found[digest] = raw.raw
-        except WatcherError as exc:
-            out += [Exported(m, None, str(exc)) for m in group]
-            continue
-        for digest, m in wanted.items():
-            if digest in found:
-                out.append(Exported(m, _write_eml(directory, m, found[digest]), None))
-            else:
-                out.append(
-                    Exported(m, None, f"local source {source} ({path}) no longer holds this mail")
-                )
-    return out
+            found = ScannedFile(key.source)
+        elif key.source in self._accounts:
+            found = ImapAccount(self._accounts[key.source])
+        else:
+            return f"account {key.source} is no longer in the config"
+        self._opened[key.source] = found
+        return found
 
-
-def _export_imap(config: Config, mails: list[MailRow], directory: Path) -> list[Exported]:
-    from watcher import imap
-    from watcher.errors import WatcherError
-    from watcher.sources.base import SourceKey
-
-    accounts = {a.name: a for a in config.accounts}
-    out: list[Exported] = []
-    by_source: dict[str, list[MailRow]] = {}
-    for m in mails:
-        by_source.setdefault(m.source, []).append(m)
-    for source, group in by_source.items():
-        account = accounts.get(source)
-        if account is None:
-            out += [
-                Exported(m, None, f"account {source} is no longer in the config") for m in group
-            ]
-            continue
-        identity = account.identity
-        try:
-            client = imap.connect(account)
-        except WatcherError as exc:
-            out += [Exported(m, None, str(exc)) for m in group]
-            continue
-        try:
-            folders: dict[str, list[MailRow]] = {}
-            for m in group:
-                folders.setdefault(m.folder, []).append(m)
-            for folder, in_folder in folders.items():
-                try:
-                    state = imap.examine(client, account, folder)  # EXAMINE: read-only
-                except WatcherError as exc:
-                    out += [Exported(m, None, str(exc)) for m in in_folder]
-                    continue
-                for m in in_folder:
-                    uids = [m.uid] if state.uidvalidity == m.uidvalidity else []
-                    if m.message_id:
-                        uids += [
-                            u
-                            for u in imap.uids_with_message_id(client, m.message_id)
-                            if u not in uids
-                        ]
-
-                    def key(
-                        uid: int, folder: str = folder, name: str = source, who: str = identity
-                    ) -> SourceKey:
-                        return SourceKey(name, who, folder, 0, uid)
-
-                    raw = next(
-                        (
-                            r.raw
-                            for r in imap.fetch_messages(client, key, uids, 1 << 62)
-                            if hashlib.sha256(r.raw).hexdigest() == m.sha256
-                        ),
-                        None,
-                    )
-                    if raw is None:
-                        out.append(
-                            Exported(
-                                m,
-                                None,
-                                f"account {source}: folder {folder!r} no longer holds this mail",
-                            )
-                        )
-                    else:
-                        out.append(Exported(m, _write_eml(directory, m, raw), None))
-        except imap.CONNECTION_ERRORS as exc:
-            done = {e.mail.id for e in out}
-            out += [
-                Exported(m, None, f"account {source}: connection lost ({type(exc).__name__})")
-                for m in group
-                if m.id not in done
-            ]
-        finally:
-            imap.logout(client)
-    return out
+    def close(self) -> None:
+        """Close every source opened (IMAP: log out)."""
+        for source in self._opened.values():
+            source.close()
 
 
 def export_eml(config: Config, report: Report, directory: Path) -> list[Exported]:
-    """Fetch the original of every mail in *report* again (IMAP: EXAMINE and BODY.PEEK, by UID,
-    else by Message-ID; local: the file) and write it to *directory* as ``.eml`` (0600), with a
-    ``SHA256SUMS`` file. A mail is written only when its SHA-256 equals the recorded one, so
-    the file is exactly the mail the report describes. Never raises for one mail; each problem
-    is one sentence in the result."""
+    """Fetch the original of every mail in *report* again through its MailSource (IMAP:
+    EXAMINE and BODY.PEEK, by UID, else by Message-ID; local: the file) and write it to
+    *directory* as ``.eml`` (0600), with a ``SHA256SUMS`` file. A mail is written only when
+    its SHA-256 equals the recorded one, so the file is exactly the mail the report describes.
+    Never raises for one mail; each problem is one sentence in the result."""
     directory.mkdir(parents=True, exist_ok=True)
     mails = [m for acc in report.accounts for m in acc.mails]
-    local = [m for m in mails if m.uidvalidity == 0]
-    remote = [m for m in mails if m.uidvalidity != 0]
-    results = _export_local(config, local, directory) + _export_imap(config, remote, directory)
+    # Local mail first, then each source's mail folder by folder: one EXAMINE per folder.
+    order = sorted(mails, key=lambda m: (m.uidvalidity != LOCAL_UIDVALIDITY, m.source, m.folder))
+    sources = _Sources(config)
+    results: list[Exported] = []
+    try:
+        for mail in order:
+            key = SourceKey(mail.source, mail.identity, mail.folder, mail.uidvalidity, mail.uid)
+            source = sources.get(key)
+            if isinstance(source, str):
+                results.append(Exported(mail, None, source))
+                continue
+            try:
+                raw = source.fetch_original(MessageRef(key, mail.message_id, mail.sha256))
+            except WatcherError as exc:
+                results.append(Exported(mail, None, str(exc)))
+                continue
+            results.append(Exported(mail, _write_eml(directory, mail, raw), None))
+    finally:
+        sources.close()
     sums = sorted(f"{r.mail.sha256}  {r.path.name}" for r in results if r.path is not None)
     if sums:
         (directory / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="ascii")

@@ -1,6 +1,6 @@
 """One pass over every configured source: fetch new mail, process it, record it.
 
-This is where the flow is wired together: source (imap, mailfiles) -> process (pipeline) ->
+This is where the flow is wired together: source (watcher.sources) -> process (pipeline) ->
 store. Each message is recorded with its cursor move in one transaction; a failing account or
 local source is logged in one sentence and the others go on.
 """
@@ -8,24 +8,22 @@ local source is logged in one sentence and the others go on.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from watcher.codes import mask_code
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
+from watcher.pipeline.message import parse
 from watcher.pipeline.process import Outcome, Settings, process
-from watcher.pipeline.rules import RulePack
-from watcher.sources.base import Cursor, RawMessage, SourceKey
+from watcher.pipeline.rules import RulePack, claims_meta
+from watcher.sources import imap
+from watcher.sources.base import Cursor, MailSource, RawMessage
+from watcher.sources.mailfiles import LocalMailbox
 from watcher.status import Transition
 from watcher.store import Store
-
-if TYPE_CHECKING:
-    from watcher.imap import FolderState, SearchPlan
 
 log = logging.getLogger(__name__)
 
@@ -124,17 +122,52 @@ def ingest(
 
 def may_be_meta(pack: RulePack) -> Callable[[bytes], bool]:
     """A test on a message's raw ``From:`` field: False only when the mail cannot claim to be
-    Meta (:func:`watcher.rules.claims_meta`), so classification would call it ``other`` and
-    it would not be recorded. Such mail, picked by the server's substring search, is skipped
-    before its body is fetched."""
-    from watcher.pipeline.message import parse
-    from watcher.pipeline.rules import claims_meta
+    Meta (:func:`watcher.pipeline.rules.claims_meta`), so classification would call it
+    ``other`` and it would not be recorded. Such mail, picked by the server's substring
+    search, is skipped before its body is fetched."""
 
     def test(from_field: bytes) -> bool:
         header = parse(from_field)
         return header.error is not None or claims_meta(header, pack)
 
     return test
+
+
+def search_plan(pack: RulePack) -> imap.SearchPlan:
+    """The server-side search for *pack* (:func:`watcher.sources.imap.search_plan`); the
+    header-fetch fallback decodes From and Subject with the parser classification uses."""
+    return imap.search_plan(pack, _from_and_subject)
+
+
+def _from_and_subject(header: bytes) -> tuple[str, str]:
+    parsed = parse(header)
+    return f"{parsed.from_name} <{parsed.from_addr}>", parsed.subject
+
+
+def poll_source(
+    source: MailSource,
+    store: Store,
+    pack: RulePack,
+    settings: Settings,
+    report: RunReport,
+    on_recorded: OnRecorded | None = None,
+) -> None:
+    """Process the new mail of every folder of *source*: each message is recorded with its
+    cursor move (IMAP), and the folder's cursor is moved to where the scan ended."""
+    for folder in source.folders:
+        cursor = store.cursor(source.identity, folder)
+        with source.new_messages(folder, cursor) as scan:
+            ingest(
+                store,
+                pack,
+                settings,
+                scan.messages,
+                report,
+                cursor_for=lambda raw: raw.key.cursor(),
+                on_recorded=on_recorded,
+            )
+            if scan.end is not None:
+                store.move_cursor(source.identity, folder, scan.end)
 
 
 def poll_account(
@@ -150,180 +183,21 @@ def poll_account(
 
     Each folder is first asked for its UIDVALIDITY and UIDNEXT with STATUS: when both match
     the cursor nothing is new and the folder is not opened. With *client* (an IMAPClient
-    from :func:`watcher.imap.connect`) the poll reuses that connection, leaves every folder
-    unselected and does not log out, so a poll that finds nothing costs one round trip per
-    folder; without it the poll connects and logs out.
+    from :func:`watcher.sources.imap.connect`) the poll reuses that connection, leaves every
+    folder unselected and does not log out, so a poll that finds nothing costs one round trip
+    per folder; without it the poll connects and logs out.
     """
-    from watcher import imap  # imapclient is imported only when an account is polled
-
-    plan = imap.search_plan(pack)
-    wanted = may_be_meta(pack)
-    own = client is None
-    if own:
-        client = imap.connect(account)
+    source = imap.ImapAccount(
+        account, search_plan(pack), may_be_meta(pack), settings.max_message_bytes, client
+    )
     try:
-        for folder in account.folders:
-            cursor = store.cursor(account.identity, folder)
-            status = imap.folder_status(client, folder)
-            if (
-                status is not None
-                and status.uidnext is not None
-                and cursor is not None
-                and cursor.uidvalidity == status.uidvalidity
-                and cursor.last_uid + 1 >= status.uidnext
-            ):
-                continue  # nothing new: no EXAMINE, SEARCH or FETCH
-            state = imap.examine(client, account, folder)
-            try:
-                _poll_folder(
-                    client,
-                    account,
-                    folder,
-                    state,
-                    cursor,
-                    store,
-                    pack,
-                    settings,
-                    report,
-                    plan,
-                    wanted,
-                    on_recorded,
-                )
-            finally:
-                if not own:
-                    imap.unselect(client)
+        with source:
+            poll_source(source, store, pack, settings, report, on_recorded)
     except imap.CONNECTION_ERRORS as exc:
         raise ServerError(
             f"account {account.name}: connection to {account.host} failed during the poll "
             f"({type(exc).__name__}); what was recorded stays recorded"
         ) from None
-    finally:
-        if own:
-            imap.logout(client)
-
-
-def _poll_folder(
-    client: Any,
-    account: Account,
-    folder: str,
-    state: FolderState,
-    cursor: Cursor | None,
-    store: Store,
-    pack: RulePack,
-    settings: Settings,
-    report: RunReport,
-    plan: SearchPlan,
-    wanted: Callable[[bytes], bool],
-    on_recorded: OnRecorded | None,
-) -> None:
-    from watcher import imap
-
-    if cursor is None or cursor.uidvalidity != state.uidvalidity:
-        if cursor is not None:
-            log.warning(
-                "account %s folder %s: UIDVALIDITY changed (%d -> %d); rescanning, "
-                "mail already recorded is recognised by Message-ID",
-                account.name,
-                folder,
-                cursor.uidvalidity,
-                state.uidvalidity,
-            )
-        start = 1
-    else:
-        start = cursor.last_uid + 1
-    if state.uidnext is not None and start >= state.uidnext:
-        return  # nothing new
-    highest = imap.highest_uid(client, state, start)
-    if highest < start:
-        return
-    uidvalidity = state.uidvalidity
-
-    def key_for(uid: int) -> SourceKey:
-        return SourceKey(account.name, account.identity, folder, uidvalidity, uid)
-
-    # A big scan is searched in UID ranges, so the server searches the next range while the
-    # mail of the previous one is classified. Ranges count messages, not UID numbers: a
-    # folder whose few UIDs are spread up to 2^32 is searched once.
-    ranges = max(
-        1, min(_ceil_div(highest - start + 1, SEARCH_RANGE), _ceil_div(state.exists, SEARCH_RANGE))
-    )
-    step = _ceil_div(highest - start + 1, ranges)
-
-    def fetched() -> Iterator[RawMessage]:
-        for low in range(start, highest + 1, step):
-            high = min(low + step - 1, highest)
-            uids = imap.candidate_uids(client, plan, low, high)
-            yield from imap.fetch_messages(
-                client, key_for, uids, settings.max_message_bytes, wanted
-            )
-
-    ingest(
-        store,
-        pack,
-        settings,
-        read_ahead(fetched, READ_AHEAD_MESSAGES, account.timeout_seconds * 2),
-        report,
-        cursor_for=lambda raw: Cursor(raw.key.uidvalidity, raw.key.uid),
-        on_recorded=on_recorded,
-    )
-    store.move_cursor(account.identity, folder, Cursor(uidvalidity, highest))
-
-
-# Messages per server-side search during a scan: a 50,000-message first scan is searched in
-# 7 ranges, all but the first while earlier mail is being classified.
-SEARCH_RANGE = 8192
-# Messages fetched ahead of classification (one FETCH batch): bounds memory.
-READ_AHEAD_MESSAGES = 50
-
-T = TypeVar("T")
-
-
-def _ceil_div(a: int, b: int) -> int:
-    return -(-a // b)
-
-
-def read_ahead(
-    produce: Callable[[], Iterator[T]], depth: int, join_timeout_seconds: float
-) -> Iterator[T]:
-    """Yield what *produce* yields, running it in a helper thread up to *depth* items ahead,
-    so waiting for the network overlaps with the caller's work. An exception in *produce* is
-    raised here; when the caller stops early the helper stops after its current item and is
-    joined (at most *join_timeout_seconds*), so the caller may use the connection again."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in produce():
-                if not put("item", item):
-                    return
-            put("done", None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put("error", exc)
-
-    helper = threading.Thread(target=run, name="read-ahead", daemon=True)
-    helper.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        helper.join(join_timeout_seconds)
 
 
 def poll_local(
@@ -335,16 +209,8 @@ def poll_local(
     on_recorded: OnRecorded | None = None,
 ) -> None:
     """Process every message of a local Maildir/mbox/.eml source not recorded yet."""
-    from watcher.mailfiles import read_source
-
-    ingest(
-        store,
-        pack,
-        settings,
-        read_source(source.path, source.name),
-        report,
-        on_recorded=on_recorded,
-    )
+    with LocalMailbox(source.name, source.path) as mailbox:
+        poll_source(mailbox, store, pack, settings, report, on_recorded)
 
 
 def run_once(

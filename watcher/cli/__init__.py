@@ -174,9 +174,9 @@ def scan(
     Prints what each message is; verification codes are shown in full here, because you are
     at the terminal. With --db the results are recorded like `run` does.
     """
-    from watcher.mailfiles import display_path, kind_of, read_source
     from watcher.pipeline.process import process
     from watcher.runner import RunReport, ingest, settings_of
+    from watcher.sources.mailfiles import display_path, kind_of, read_source
     from watcher.status import Transition
     from watcher.store import Store
 
@@ -399,7 +399,7 @@ def log_command(as_json: bool, config_path: Path | None, verbose: int) -> None:
 @handle_errors
 def check(config_path: Path | None, verbose: int) -> None:
     """Validate config and rules, log in to each account, and check its folders."""
-    from watcher import imap
+    from watcher.sources import imap
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)
@@ -441,7 +441,7 @@ def check(config_path: Path | None, verbose: int) -> None:
         finally:
             imap.logout(client)
     for source in config.local:
-        from watcher.mailfiles import kind_of
+        from watcher.sources.mailfiles import kind_of
 
         try:
             click.echo(f"ok: local source {source.name}: {kind_of(source.path)} {source.path}")

@@ -167,7 +167,7 @@ def rules_test(
         outcome = rerun(kept, pack, settings)
         click.echo(render(explain(outcome, pack, rule_ids), f"database message {message_ref}"))
         return
-    from watcher.mailfiles import kind_of, read_source
+    from watcher.sources.mailfiles import kind_of, read_source
 
     assert path is not None
     single = kind_of(path) == "eml"

@@ -1,15 +1,36 @@
-"""What every mail source hands on: where a message lives, its bytes, and a folder's cursor."""
+"""What every mail source is and hands on: the MailSource protocol, where a message lives
+(SourceKey), its bytes (RawMessage) and how far a folder has been read (Cursor).
+
+A source is an IMAP account (watcher.sources.imap) or a local Maildir, mbox or ``.eml`` file
+(watcher.sources.mailfiles); a new one (JMAP, the Gmail API) is one more module implementing
+:class:`MailSource`. Sources only read: nothing is marked, moved or deleted.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
+
+# RFC 9051 2.3.1.1: an IMAP folder's UIDVALIDITY is a non-zero number, so 0 can mark the
+# messages of local files, which have none (the messages table stores it as is).
+LOCAL_UIDVALIDITY = 0
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a folder has been processed: (UIDVALIDITY, highest processed UID)."""
+
+    uidvalidity: int
+    last_uid: int
 
 
 @dataclass(frozen=True)
 class SourceKey:
     """Where a message lives: IMAP (account name, ``user@host``, folder, UIDVALIDITY, UID) or a
-    local file (source name, path, folder '', uidvalidity 0, index as uid)."""
+    local file (source name, ``local:<name>``, the item in the file or folder,
+    LOCAL_UIDVALIDITY, its 1-based index as uid); see :meth:`local`."""
 
     source: str
     identity: str
@@ -17,9 +38,24 @@ class SourceKey:
     uidvalidity: int
     uid: int
 
+    @classmethod
+    def local(cls, source: str, identity: str, item: str, index: int) -> SourceKey:
+        """The key of the *index*-th message (1-based) of a local source; *item* names it in
+        the file or folder (a Maildir key, ``<path>#N`` in an mbox, an ``.eml`` path)."""
+        return cls(source, identity, item, LOCAL_UIDVALIDITY, index)
+
+    @property
+    def is_local(self) -> bool:
+        """True for a message of a local file (no IMAP folder, no cursor)."""
+        return self.uidvalidity == LOCAL_UIDVALIDITY
+
+    def cursor(self) -> Cursor | None:
+        """The folder's cursor once this message is processed; None for a local file."""
+        return None if self.is_local else Cursor(self.uidvalidity, self.uid)
+
     def label(self) -> str:
         """A short human label for logs: ``account/folder UID n`` (never secrets)."""
-        if self.uidvalidity == 0:
+        if self.is_local:
             return f"{self.source}: {self.folder or self.identity}"
         return f"{self.source}/{self.folder} UID {self.uid}"
 
@@ -39,8 +75,79 @@ class RawMessage:
 
 
 @dataclass(frozen=True)
-class Cursor:
-    """How far a folder has been processed: (UIDVALIDITY, highest processed UID)."""
+class MessageRef:
+    """A recorded message to fetch again: where it was (``key``) and what it was: its
+    Message-ID (to find it after a move) and the SHA-256 of its bytes (hex)."""
 
-    uidvalidity: int
-    last_uid: int
+    key: SourceKey
+    message_id: str | None
+    sha256: str
+
+
+class Scan:
+    """The new mail of one folder: ``messages`` (read lazily, in UID order) and ``end``, the
+    cursor to record once all of them are processed (None: leave the cursor as it is).
+
+    A context manager: leaving it stops the reading and releases what the scan holds (the
+    folder selected on a kept IMAP connection), also when processing stopped early.
+    """
+
+    def __init__(
+        self,
+        messages: Iterable[RawMessage] = (),
+        end: Cursor | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.messages = messages
+        self.end = end
+        self._on_close = on_close
+
+    def close(self) -> None:
+        """Stop reading and release the folder (once)."""
+        if isinstance(self.messages, Iterator) and hasattr(self.messages, "close"):
+            self.messages.close()
+        on_close, self._on_close = self._on_close, None
+        if on_close is not None:
+            on_close()
+
+    def __enter__(self) -> Scan:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class MailSource(Protocol):
+    """Where mail comes from: one IMAP account or one local Maildir, mbox or ``.eml``.
+
+    ``name`` is the config's name for it, ``identity`` whose mail it is (``user@host`` for
+    IMAP, ``local:<name>`` for files: cursors and duplicates are per identity), ``folders``
+    the folders to read (``("",)`` for a local source). Use it as a context manager, or call
+    :meth:`close`, to log out.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def identity(self) -> str: ...
+
+    @property
+    def folders(self) -> tuple[str, ...]: ...
+
+    def new_messages(self, folder: str, cursor: Cursor | None) -> Scan:
+        """The mail of *folder* that *cursor* (None: nothing read yet) has not seen.
+
+        Raises WatcherError (server unreachable, folder missing, files unreadable).
+        """
+        ...
+
+    def fetch_original(self, ref: MessageRef) -> bytes:
+        """The bytes of the recorded message *ref*, exactly (their SHA-256 is
+        ``ref.sha256``). Raises MessageGoneError when the source no longer holds it, another
+        WatcherError when the source cannot be read."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...

@@ -1,0 +1,77 @@
+"""The only package that speaks IMAP (through imapclient): connect, EXAMINE, search, fetch, IDLE.
+
+Read-only by construction: folders are opened with EXAMINE (RFC 9051 6.3.3) and messages
+fetched with ``BODY.PEEK[]`` (RFC 9051 6.4.5), which never sets ``\\Seen``; no STORE, COPY,
+MOVE, EXPUNGE or APPEND is ever sent.
+
+New mail is found by UID: a folder's cursor is (UIDVALIDITY, highest processed UID). The server
+narrows the new UIDs with ``UID SEARCH`` (sender and subject words from rules.yaml); only the
+hits are fetched, in batches. When the server refuses ``SEARCH CHARSET UTF-8``, the search is
+retried with the ASCII words only; when that fails too, the From and Subject headers of the
+new UIDs are fetched in bulk and the candidates picked here.
+
+Modules: ``client`` (connect, log in, keepalive), ``folders`` (EXAMINE, STATUS, FETCH),
+``search`` (UID SEARCH and its fallbacks), ``idle`` (IDLE, NOOP), ``source`` (an account as a
+MailSource). The names below are the package's interface.
+"""
+
+from watcher.sources.imap.client import (
+    CONNECTION_ERRORS,
+    connect,
+    enable_keepalive,
+    explain_login_failure,
+    list_folders,
+    logout,
+    set_timeout,
+    supports_idle,
+)
+from watcher.sources.imap.folders import (
+    FolderState,
+    examine,
+    fetch_messages,
+    first_uid_since,
+    folder_status,
+    highest_uid,
+    uids_with_message_id,
+    unselect,
+)
+from watcher.sources.imap.idle import IdleNews, idle_done, idle_start, idle_wait, noop
+from watcher.sources.imap.search import (
+    MIN_SUBJECT_WORD,
+    HeaderReader,
+    SearchPlan,
+    candidate_uids,
+    search_plan,
+)
+from watcher.sources.imap.source import ImapAccount, read_ahead
+
+__all__ = [
+    "CONNECTION_ERRORS",
+    "MIN_SUBJECT_WORD",
+    "FolderState",
+    "HeaderReader",
+    "IdleNews",
+    "ImapAccount",
+    "SearchPlan",
+    "candidate_uids",
+    "connect",
+    "enable_keepalive",
+    "examine",
+    "explain_login_failure",
+    "fetch_messages",
+    "first_uid_since",
+    "folder_status",
+    "highest_uid",
+    "idle_done",
+    "idle_start",
+    "idle_wait",
+    "list_folders",
+    "logout",
+    "noop",
+    "read_ahead",
+    "search_plan",
+    "set_timeout",
+    "supports_idle",
+    "uids_with_message_id",
+    "unselect",
+]

@@ -1,0 +1,198 @@
+"""Connecting and logging in to an IMAP server, and what a connection needs besides folders.
+
+Every failure becomes one sentence naming the account and host (ServerError, LoginError),
+never the password; see :func:`connect`.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import re
+import socket
+import ssl
+
+from imapclient import IMAPClient
+from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
+from imapclient.exceptions import LoginError as ImapLoginError
+
+from watcher.config import Account, is_loopback
+from watcher.errors import LoginError, ServerError
+from watcher.sources import credentials, providers
+
+log = logging.getLogger(__name__)
+
+# What a dropped connection, a timeout or a protocol error can raise mid-session.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError)
+# A NO to LOGIN that is no verdict on the credentials: RFC 5530 UNAVAILABLE and INUSE, Dovecot's
+# mail_max_userip_connections ("Maximum number of connections from user+IP exceeded"),
+# Gmail's "Too many simultaneous connections".
+_TEMPORARY_REFUSAL = re.compile(
+    r"\[(?:UNAVAILABLE|INUSE)\]|too many (?:simultaneous )?connections|"
+    r"maximum number of connections",
+    re.IGNORECASE,
+)
+
+
+def _tls_context(account: Account) -> ssl.SSLContext:
+    # Verification is always on; a self-signed home server is trusted via ca_file.
+    ctx = ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    return ctx
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return "its TLS certificate is not trusted (set ca_file for a self-signed server)"
+    if isinstance(exc, socket.gaierror):
+        return "the host name does not resolve"
+    if isinstance(exc, ConnectionRefusedError):
+        return "the connection was refused"
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "it did not answer in time"
+    if isinstance(exc, OSError) and exc.errno in (errno.ENETUNREACH, errno.EHOSTUNREACH):
+        return "there is no network route to the host"
+    if isinstance(exc, ssl.SSLError):
+        return f"the TLS handshake failed ({exc.reason or type(exc).__name__})"
+    if isinstance(exc, IMAPClientError) and str(exc):
+        # e.g. a greeting of "* BYE Too many connections": say what the server said.
+        return f"the server said: {_server_text(exc)}"
+    return type(exc).__name__
+
+
+def connect(account: Account) -> IMAPClient:
+    """Connect and log in to *account*; return the client.
+
+    Raises ServerError (unreachable, TLS failure, protocol error) or LoginError (credentials
+    rejected), each one sentence naming the account and host, never the password.
+    """
+    where = f"account {account.name}: {account.host}:{account.effective_port}"
+    # The secret first: a broken password source is a config error (exit 78), and it should
+    # not cost a connection to find out.
+    # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
+    secret = credentials.login_secret(account)
+    try:
+        client = IMAPClient(
+            account.host,
+            port=account.effective_port,
+            ssl=account.security == "tls",
+            ssl_context=_tls_context(account) if account.security == "tls" else None,
+            timeout=account.timeout_seconds,
+        )
+        if account.security == "starttls":
+            client.starttls(_tls_context(account))
+        elif account.security == "none" and not is_loopback(account.host):
+            raise ServerError(f"{where}: refusing to log in without TLS to a non-loopback host")
+    except ServerError:
+        raise
+    except (OSError, IMAPClientError) as exc:
+        raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
+    client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
+    try:
+        if account.uses_oauth2:
+            client.oauth2_login(account.username, secret)
+        else:
+            client.login(account.username, secret)
+    except ImapLoginError as exc:
+        _quiet_logout(client)
+        if isinstance(exc.__context__, IMAPClientAbortError):
+            # imapclient reports a connection lost during LOGIN (a server restarting) as a
+            # LoginError; it is no verdict on the credentials.
+            raise ServerError(f"{where}: login failed: the connection was lost") from None
+        if _TEMPORARY_REFUSAL.search(_server_text(exc)):
+            # The credentials were not judged: retried like a dropped connection.
+            raise ServerError(
+                f"{where}: the server turned the login away for now "
+                f"(server said: {_server_text(exc)})"
+            ) from None
+        reason = explain_login_failure(account, _server_text(exc))
+        raise LoginError(f"{where} rejected the login for {account.username}: {reason}") from None
+    except (OSError, IMAPClientError) as exc:
+        _quiet_logout(client)
+        raise ServerError(f"{where}: login failed: {_describe(exc)}") from None
+    return client
+
+
+def _server_text(exc: BaseException) -> str:
+    # imapclient wraps the server's reply as the repr of bytes: "b'[AUTHENTICATIONFAILED] ...'".
+    text = str(exc)
+    if len(text) >= 3 and text[0] == "b" and text[1] in "'\"" and text[-1] == text[1]:
+        text = text[2:-1]
+    return " ".join(text.split())[:160]
+
+
+def explain_login_failure(account: Account, reply: str) -> str:
+    """One clause saying why *account*'s login was most likely rejected, from the server's
+    *reply* and the provider preset (watcher.sources.providers), with the reply quoted at the end.
+
+    Known replies: Gmail's "Application-specific password required", Outlook.com's "Basic
+    authentication is disabled" / "LOGIN failed", RFC 5530's AUTHENTICATIONFAILED.
+    """
+    text = reply.lower()
+    provider = providers.for_host(account.host)
+    said = f" (server said: {reply})" if reply else ""
+    if "application-specific password" in text or "app password" in text:
+        why = "the provider requires an app password (or OAuth2) for IMAP, not the account password"
+    elif "basic authentication is disabled" in text or "basicauthblocked" in text:
+        why = (
+            "the provider has turned off password logins for IMAP: configure oauth2 and run "
+            f"`meta-watcher auth {account.name}`"
+        )
+    elif account.uses_oauth2:
+        why = (
+            "the OAuth2 access token was not accepted: run `meta-watcher auth "
+            f"{account.name}` again and check the client's scopes"
+        )
+    elif provider is not None:
+        why = provider.rejected
+    elif "authenticationfailed" in text or "invalid credentials" in text or "failed" in text:
+        why = "the user name or password is wrong"
+    else:
+        why = "the credentials were not accepted"
+    return why + said
+
+
+def _quiet_logout(client: IMAPClient) -> None:
+    try:
+        client.logout()
+    except Exception:  # noqa: BLE001 - best effort on a connection we are abandoning
+        client.shutdown()
+
+
+def logout(client: IMAPClient) -> None:
+    """Log out, ignoring a connection that is already gone."""
+    _quiet_logout(client)
+
+
+def list_folders(client: IMAPClient) -> list[str]:
+    """Return the names of every folder the account can see (for ``check``)."""
+    return [str(name) for _flags, _delim, name in client.list_folders()]
+
+
+def supports_idle(client: IMAPClient) -> bool:
+    """True when the server advertises IDLE (RFC 2177) in its CAPABILITY."""
+    return bool(client.has_capability("IDLE"))
+
+
+def enable_keepalive(
+    client: IMAPClient, idle_seconds: int = 60, interval_seconds: int = 15, count: int = 4
+) -> None:
+    """Turn on TCP keepalive for the connection: after *idle_seconds* of silence the kernel
+    probes every *interval_seconds* and drops the connection after *count* missed probes, so a
+    peer that vanished (a home router forgetting the NAT entry, a suspended laptop) surfaces as
+    an error within about two minutes instead of never."""
+    sock = client.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for name, value in (
+        ("TCP_KEEPIDLE", idle_seconds),
+        ("TCP_KEEPINTVL", interval_seconds),
+        ("TCP_KEEPCNT", count),
+    ):
+        option = getattr(socket, name, None)  # Linux names; macOS has only some of them
+        if option is not None:
+            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+
+
+def set_timeout(client: IMAPClient, seconds: float) -> None:
+    """Set the socket timeout for every later read and write on *client*."""
+    client.socket().settimeout(seconds)
