@@ -34,7 +34,7 @@ def build(path: Path, messages: int) -> float:
     from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules
     from watcher.sources.base import Cursor, RawMessage, SourceKey
-    from watcher.store import Store
+    from watcher.store.store import Store
 
     pack = load_rules(package_file("rules.yaml"))
     settings = Settings(trusted_authserv_ids=("mx.home.example",))
@@ -85,7 +85,7 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=100_000)
     args = parser.parse_args()
 
-    from watcher.store import Store
+    from watcher.store.store import Store
 
     OUT.mkdir(exist_ok=True)
     db = OUT / f"status-v2-{args.messages}.sqlite3"

@@ -112,7 +112,7 @@ def main() -> None:
     from watcher.pipeline.rules import load_rules
     from watcher.runner import RunReport, poll_account, settings_of
     from watcher.sources import imap
-    from watcher.store import Store
+    from watcher.store.store import Store
 
     box = mailbox_for(args.messages, args.seed)
     server = BenchServer(box)

@@ -36,7 +36,7 @@ from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, describe, ingest
 from watcher.sources.base import RawMessage, SourceKey
-from watcher.store import Store
+from watcher.store.store import Store
 
 TESTS = Path(__file__).resolve().parent
 REGRESS = TESTS / "regress"

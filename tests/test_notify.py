@@ -30,7 +30,8 @@ from watcher.notify import (
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.sources.base import RawMessage, SourceKey
-from watcher.store import CountedMail, StatusRow, Store
+from watcher.store.rows import CountedMail, StatusRow
+from watcher.store.store import Store
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 NOW = datetime.now(UTC)
@@ -253,10 +254,11 @@ def test_outbox_retries_while_target_is_down_then_delivers_once(tmp_path, pack):
     target = NotifyTarget.model_validate({"url": f"json://127.0.0.1:{port}/notify", "name": "r"})
     settings = NotifySettings(targets=(("r", ()),))
     with Store.open(tmp_path / "log.sqlite3") as store:
-        store.outbox_planner = lambda outcome, added: plan_notifications(
-            outcome, added, settings, datetime.now(UTC)
-        )
-        store.record(outcome_of(code_mail("654321"), pack))
+        outcome = outcome_of(code_mail("654321"), pack)
+        with store.recording(outcome) as recording:
+            recording.notify(
+                plan_notifications(outcome, recording.transitions, settings, datetime.now(UTC))
+            )
         row = store.query("SELECT secret, state FROM outbox")[0]
         assert tuple(row) == ("654321", "pending")
         sender = Sender([target])

@@ -16,7 +16,7 @@ from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, poll_account, search_plan, settings_of
 from watcher.sources import imap
 from watcher.sources.imap.search import _header_candidates
-from watcher.store import Store
+from watcher.store.store import Store
 
 CORPUS = Path(__file__).parent / "corpus"
 BAIT = (

@@ -22,7 +22,7 @@ from dovecot import DovecotServer
 from test_corpus import CORPUS, MANIFEST
 
 from watcher.report import build_report, render
-from watcher.store import Store
+from watcher.store.store import Store
 
 TRUSTED = MANIFEST["trusted_authserv_ids"]
 

@@ -20,7 +20,7 @@ from watcher.pipeline.message import parse
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, classify, load_rules, rules_file_problems
 from watcher.sources.base import RawMessage, SourceKey
-from watcher.store import Store
+from watcher.store.store import Store
 
 TESTS = Path(__file__).parent
 LANG = TESTS / "lang"

@@ -19,7 +19,7 @@ from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, ingest
 from watcher.sources.base import RawMessage, SourceKey
-from watcher.store import Store
+from watcher.store.store import Store
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 TRUSTED = "mx.home.example"

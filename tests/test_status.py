@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from watcher.status import Event, next_status, replay
+from watcher.pipeline.status import Event, next_status, replay
 
 T0 = datetime(2024, 5, 23, 10, 0, tzinfo=UTC)
 

@@ -18,7 +18,8 @@ from watcher.errors import LockedError
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.runner import RunReport, ingest
 from watcher.sources.base import Cursor, RawMessage, SourceKey
-from watcher.store import MIGRATIONS, Store
+from watcher.store.schema import MIGRATIONS
+from watcher.store.store import Store
 
 
 @pytest.fixture(scope="module")

@@ -32,8 +32,8 @@ def _health(config_path: Path | None, verbose: int) -> None:
     One line per IMAP folder and local source; for a container HEALTHCHECK or monitoring.
     Exit 1 otherwise (daemon stopped or stuck, a connection down, a login rejected).
     """
+    from watcher.clock import utc_now
     from watcher.daemon import health_report
-    from watcher.store import utc_now
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)

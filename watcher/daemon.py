@@ -28,7 +28,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import random
 import signal
 import threading
 import time
@@ -41,24 +40,30 @@ from types import FrameType
 from typing import Any
 
 from watcher import systemd
-from watcher.config import Account, Config, parse_duration
+from watcher.backoff import Backoff
+from watcher.clock import boot_clock, utc_now
+from watcher.config import Account, Config
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
 from watcher.notify import (
     Sender,
     login_failed_items,
-    next_reminder_at,
     notify_settings,
-    plan_notifications,
-    plan_reminders,
-    reminder_items,
 )
 from watcher.pipeline.process import Outcome, process
 from watcher.pipeline.rules import RulePack
-from watcher.runner import RunReport, poll_account, poll_local, search_plan, settings_of
+from watcher.pipeline.status import Transition
+from watcher.runner import (
+    RunReport,
+    poll_account,
+    poll_local,
+    queue_reminders,
+    search_plan,
+    settings_of,
+)
 from watcher.sources import imap
 from watcher.sources.base import RawMessage, SourceKey
-from watcher.status import Transition
-from watcher.store import Heartbeat, OutboxItem, Store, utc_now
+from watcher.store.rows import Heartbeat
+from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -79,33 +84,6 @@ REMINDER_CHECK_SECONDS = 3600.0
 
 class Stopping(Exception):
     """Raised after a commit when the daemon is asked to stop, to end a long poll early."""
-
-
-def boot_clock() -> float:
-    """Seconds on a clock that keeps counting while the machine is suspended (Linux
-    CLOCK_BOOTTIME), so silence measured across a suspend is seen as silence."""
-    clock = getattr(time, "CLOCK_BOOTTIME", None)
-    return time.clock_gettime(clock) if clock is not None else time.monotonic()
-
-
-@dataclass
-class Backoff:
-    """Exponential backoff with jitter: delays grow from *initial* to *cap* seconds (each
-    drawn from [d/2, d]); :meth:`reset` after a good cycle."""
-
-    initial: float
-    cap: float
-    attempts: int = 0
-
-    def next(self) -> float:
-        """The next delay in seconds."""
-        delay = min(self.cap, self.initial * 2**self.attempts)
-        self.attempts += 1
-        return float(delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 - jitter, not crypto
-
-    def reset(self) -> None:
-        """Start again from *initial*."""
-        self.attempts = 0
 
 
 def worker_name(account: Account, folder: str) -> str:
@@ -213,14 +191,8 @@ class Daemon:
     # -------------------------------------------------------------- shared helpers
 
     def open_store(self) -> Store:
-        """A new connection to the database for the calling thread, writing notifications
-        in the same transaction as each recorded message."""
-        store = Store.open(self.database, store_codes=self.config.store_codes)
-        store.outbox_planner = self._plan
-        return store
-
-    def _plan(self, outcome: Outcome, transitions: list[Transition]) -> list[OutboxItem]:
-        return plan_notifications(outcome, transitions, self.notify, utc_now())
+        """A new connection to the database for the calling thread."""
+        return Store.open(self.database, store_codes=self.config.store_codes)
 
     def on_recorded(self, _outcome: Outcome, transitions: list[Transition]) -> None:
         """After each committed message: wake the sender; stop early when asked to."""
@@ -238,7 +210,9 @@ class Daemon:
             if self.stop.is_set():
                 raise Stopping
             one = account.model_copy(update={"folders": tuple(folders)})
-            poll_account(one, store, self.pack, self.settings, report, self.on_recorded)
+            poll_account(
+                one, store, self.pack, self.settings, report, self.on_recorded, notify=self.notify
+            )
         if report.recorded:
             log.info(
                 "account %s folder %s: %d recorded, %d status change(s)",
@@ -285,20 +259,9 @@ class Daemon:
 
     def check_reminders(self, store: Store) -> None:
         """Write due deadline reminders to the outbox (each once) and schedule the next."""
-        now = utc_now()
-        local_tz = datetime.now().astimezone().tzinfo
-        assert local_tz is not None
-        reminders = plan_reminders(
-            store.counted_mail(), store.current_status(), self.notify.reminder_days, local_tz
-        )
-        from watcher.notify import due_reminders
-
-        items = reminder_items(due_reminders(reminders, now), self.notify)
-        added = store.add_notifications(items) if items else 0
+        added, upcoming = queue_reminders(store, self.notify, utc_now())
         if added:
-            log.info("%d deadline reminder(s) due", added)
             self.outbox_ready.set()
-        upcoming = next_reminder_at(reminders, now)
         if upcoming is not None and self.scheduler is not None and not self.stop.is_set():
             self.scheduler.add_job(
                 self._reminder_job,
@@ -371,7 +334,15 @@ class Daemon:
                 name = f"local:{source.name}"
                 report = RunReport()
                 try:
-                    poll_local(source, store, self.pack, self.settings, report, self.on_recorded)
+                    poll_local(
+                        source,
+                        store,
+                        self.pack,
+                        self.settings,
+                        report,
+                        self.on_recorded,
+                        self.notify,
+                    )
                 except WatcherError as exc:
                     log.error("%s", exc)
                     store.beat(name, "error", str(exc), self.poll_stale_seconds)
@@ -865,23 +836,3 @@ def _code_of(
         arrived,
         outcome.verdict.result == "pass",
     )
-
-
-def parse_timeout(value: str) -> float:
-    """Seconds from a CLI duration like ``15m`` (raises ValueError)."""
-    return parse_duration(value)
-
-
-def run_once_notifying(config: Config, store: Store, pack: RulePack) -> RunReport:
-    """``run --once``: one pass like :func:`watcher.runner.run_once`, writing notifications
-    with each message, adding due reminders, then one attempt to deliver what is pending
-    (what fails waits for the next run)."""
-    from watcher.runner import run_once
-
-    daemon = Daemon(config, pack, store.path)
-    store.outbox_planner = daemon._plan
-    report = run_once(config, store, pack)
-    daemon.check_reminders(store)
-    if daemon.sender is not None:
-        daemon.sender.drain(store)
-    return report

@@ -28,7 +28,8 @@ class MailKind:
     objection status an authentic mail of this kind sets. ``label``: the report's wording.
     ``warning``: its notification asks the user to act. ``submits_objection``: the mail confirms
     an objection was sent (the one-month deadline runs from it). ``answers_objection``: the mail
-    is Meta's answer to an objection.
+    is Meta's answer to an objection. ``carries_code``: the mail holds a verification code,
+    which is masked wherever it is stored or shown (watcher.codes).
     """
 
     name: str
@@ -37,6 +38,7 @@ class MailKind:
     warning: bool = False
     submits_objection: bool = False
     answers_objection: bool = False
+    carries_code: bool = False
 
 
 TABLE: tuple[MailKind, ...] = (
@@ -46,6 +48,7 @@ TABLE: tuple[MailKind, ...] = (
         "code_received",
         "confirmation code (objection submitted)",
         submits_objection=True,
+        carries_code=True,
     ),
     MailKind("objection_accepted", "accepted", "objection accepted", answers_objection=True),
     MailKind(
@@ -66,6 +69,7 @@ STATUS_OF_KIND: dict[str, str] = {k.name: k.status for k in TABLE}
 STATUSES: tuple[str, ...] = tuple(STATUS_OF_KIND.values())
 ANSWER_KINDS: tuple[str, ...] = tuple(k.name for k in TABLE if k.answers_objection)
 SUBMISSION_KINDS: tuple[str, ...] = tuple(k.name for k in TABLE if k.submits_objection)
+CODE_KINDS: tuple[str, ...] = tuple(k.name for k in TABLE if k.carries_code)
 
 # What classification calls a mail that is none of the kinds above: Meta mail about the
 # objection or AI use that no rule recognised, and everything else.

@@ -26,14 +26,16 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from typing import TYPE_CHECKING
 
+from watcher.clock import utc_now
 from watcher.codes import mask_code
 from watcher.config import Config, NotifyTarget
 from watcher.crashpoint import crash_point
 from watcher.errors import ConfigError
 from watcher.kinds import SUBMISSION_KINDS, WARNING_EVENTS, answer_due
 from watcher.pipeline.process import Outcome
-from watcher.status import Transition
-from watcher.store import CountedMail, OutboxItem, OutboxRow, StatusRow, Store, utc_now
+from watcher.pipeline.status import Transition
+from watcher.store.rows import CountedMail, OutboxItem, OutboxRow, StatusRow
+from watcher.store.store import Store
 
 if TYPE_CHECKING:
     from apprise import Apprise

@@ -36,7 +36,8 @@ from watcher.kinds import ANSWER_KINDS, SUBMISSION_KINDS, answer_due, label_of
 from watcher.sources.base import LOCAL_UIDVALIDITY, MessageRef, SourceKey
 from watcher.sources.imap import ImapAccount
 from watcher.sources.mailfiles import LocalMailbox, ScannedFile
-from watcher.store import MailRow, Store, TransitionRow
+from watcher.store.rows import MailRow, TransitionRow
+from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -10,20 +10,32 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
+from watcher.clock import utc_now
 from watcher.codes import mask_code
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
+from watcher.notify import (
+    NotifySettings,
+    Sender,
+    due_reminders,
+    next_reminder_at,
+    notify_settings,
+    plan_notifications,
+    plan_reminders,
+    reminder_items,
+)
 from watcher.pipeline.message import parse
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, claims_meta
+from watcher.pipeline.status import Transition
 from watcher.sources import imap
 from watcher.sources.base import Cursor, MailSource, RawMessage
 from watcher.sources.mailfiles import LocalMailbox
-from watcher.status import Transition
-from watcher.store import Store
+from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -86,9 +98,12 @@ def ingest(
     report: RunReport,
     cursor_for: Callable[[RawMessage], Cursor | None] = lambda _raw: None,
     on_recorded: OnRecorded | None = None,
+    notify: NotifySettings | None = None,
 ) -> None:
     """Process and record each of *messages* in order, skipping mail the account already has
-    (same Message-ID or content). *cursor_for* gives the cursor to commit with each message."""
+    (same Message-ID or content). *cursor_for* gives the cursor to commit with each message;
+    with *notify*, the notifications a message causes are planned and written in its
+    transaction (so they exist exactly when it is recorded)."""
     for raw in messages:
         report.fetched += 1
         outcome = process(raw, pack, settings)
@@ -102,7 +117,12 @@ def ingest(
             if cursor is not None:
                 store.move_cursor(raw.key.identity, raw.key.folder, cursor)
             continue
-        added = store.record(outcome, cursor)
+        with store.recording(outcome, cursor) as recording:
+            if notify is not None and recording.announce:
+                recording.notify(
+                    plan_notifications(outcome, recording.transitions, notify, utc_now())
+                )
+        added = recording.transitions
         if outcome.worth_recording:
             report.recorded += 1
             log.info("%s", describe(outcome))
@@ -151,9 +171,11 @@ def poll_source(
     settings: Settings,
     report: RunReport,
     on_recorded: OnRecorded | None = None,
+    notify: NotifySettings | None = None,
 ) -> None:
     """Process the new mail of every folder of *source*: each message is recorded with its
-    cursor move (IMAP), and the folder's cursor is moved to where the scan ended."""
+    cursor move (IMAP) and notifications (with *notify*), and the folder's cursor is moved to
+    where the scan ended."""
     for folder in source.folders:
         cursor = store.cursor(source.identity, folder)
         with source.new_messages(folder, cursor) as scan:
@@ -165,6 +187,7 @@ def poll_source(
                 report,
                 cursor_for=lambda raw: raw.key.cursor(),
                 on_recorded=on_recorded,
+                notify=notify,
             )
             if scan.end is not None:
                 store.move_cursor(source.identity, folder, scan.end)
@@ -178,6 +201,7 @@ def poll_account(
     report: RunReport,
     on_recorded: OnRecorded | None = None,
     client: Any = None,
+    notify: NotifySettings | None = None,
 ) -> None:
     """Process new mail in every folder of *account*; raises WatcherError for the account.
 
@@ -192,7 +216,7 @@ def poll_account(
     )
     try:
         with source:
-            poll_source(source, store, pack, settings, report, on_recorded)
+            poll_source(source, store, pack, settings, report, on_recorded, notify)
     except imap.CONNECTION_ERRORS as exc:
         raise ServerError(
             f"account {account.name}: connection to {account.host} failed during the poll "
@@ -207,14 +231,19 @@ def poll_local(
     settings: Settings,
     report: RunReport,
     on_recorded: OnRecorded | None = None,
+    notify: NotifySettings | None = None,
 ) -> None:
     """Process every message of a local Maildir/mbox/.eml source not recorded yet."""
     with LocalMailbox(source.name, source.path) as mailbox:
-        poll_source(mailbox, store, pack, settings, report, on_recorded)
+        poll_source(mailbox, store, pack, settings, report, on_recorded, notify)
 
 
 def run_once(
-    config: Config, store: Store, pack: RulePack, on_recorded: OnRecorded | None = None
+    config: Config,
+    store: Store,
+    pack: RulePack,
+    on_recorded: OnRecorded | None = None,
+    notify: NotifySettings | None = None,
 ) -> RunReport:
     """Poll every account and local source once. A source that fails adds one sentence to
     ``errors`` and is logged; the others still run."""
@@ -222,12 +251,44 @@ def run_once(
     settings = settings_of(config)
     for account in config.accounts:
         try:
-            poll_account(account, store, pack, settings, report, on_recorded)
+            poll_account(account, store, pack, settings, report, on_recorded, notify=notify)
         except WatcherError as exc:
             report.fail(exc)
     for source in config.local:
         try:
-            poll_local(source, store, pack, settings, report, on_recorded)
+            poll_local(source, store, pack, settings, report, on_recorded, notify)
         except WatcherError as exc:
             report.fail(exc)
+    return report
+
+
+def queue_reminders(
+    store: Store, notify: NotifySettings, now: datetime
+) -> tuple[int, datetime | None]:
+    """Write the deadline reminders due at *now* to the outbox (each once; reminder days are
+    counted in local time). Returns how many were added and when the next one falls due
+    (None: none planned)."""
+    local_tz = datetime.now().astimezone().tzinfo
+    assert local_tz is not None
+    reminders = plan_reminders(
+        store.counted_mail(), store.current_status(), notify.reminder_days, local_tz
+    )
+    items = reminder_items(due_reminders(reminders, now), notify)
+    added = store.add_notifications(items) if items else 0
+    if added:
+        log.info("%d deadline reminder(s) due", added)
+    return added, next_reminder_at(reminders, now)
+
+
+def run_once_notifying(config: Config, store: Store, pack: RulePack) -> RunReport:
+    """``run --once``: one pass like :func:`run_once`, writing notifications with each
+    message, adding due reminders, then one attempt to deliver what is pending (what fails
+    waits for the next run). Raises ConfigError first when a notification target's URL is not
+    understood."""
+    sender = Sender(config.notify) if config.notify else None
+    notify = notify_settings(config)
+    report = run_once(config, store, pack, notify=notify)
+    queue_reminders(store, notify, utc_now())
+    if sender is not None:
+        sender.drain(store)
     return report

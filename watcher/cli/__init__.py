@@ -24,7 +24,7 @@ from watcher.errors import WatcherError
 if TYPE_CHECKING:
     from watcher.pipeline.process import Outcome
     from watcher.pipeline.rules import RulePack
-    from watcher.store import Store
+    from watcher.store.store import Store
 
 log = logging.getLogger("watcher")
 
@@ -115,7 +115,7 @@ def _load(config_path: Path | None) -> Config:
 
 
 def _open_store(config: Config, must_exist: bool = False) -> Store | None:
-    from watcher.store import Store
+    from watcher.store.store import Store
 
     if must_exist and not config.database.exists():
         return None
@@ -175,10 +175,10 @@ def scan(
     at the terminal. With --db the results are recorded like `run` does.
     """
     from watcher.pipeline.process import process
+    from watcher.pipeline.status import Transition
     from watcher.runner import RunReport, ingest, settings_of
     from watcher.sources.mailfiles import display_path, kind_of, read_source
-    from watcher.status import Transition
-    from watcher.store import Store
+    from watcher.store.store import Store
 
     _setup_logging(verbose, logging.WARNING)
     choice = choose_config(config_path)
@@ -279,7 +279,7 @@ def run(once: bool, config_path: Path | None, verbose: int) -> None:
 
             run_forever(config, store, pack)
             return
-        from watcher.daemon import run_once_notifying
+        from watcher.runner import run_once_notifying
 
         report = run_once_notifying(config, store, pack)
     finally:

@@ -29,7 +29,7 @@ from watcher.errors import RulesError
 if TYPE_CHECKING:
     from watcher.pipeline.process import Outcome, Settings
     from watcher.pipeline.rules import RulePack
-    from watcher.store import KeptMessage
+    from watcher.store.rows import KeptMessage
 
 log = logging.getLogger(__name__)
 
@@ -271,12 +271,12 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     if store is None:
         click.echo(f"No database at {config.database} yet: nothing to reclassify.")
         return
+    notify = None
     if not dry_run:
+        from watcher.clock import utc_now
         from watcher.notify import notify_settings, plan_notifications
-        from watcher.store import utc_now
 
         notify = notify_settings(config)
-        store.outbox_planner = lambda o, t: plan_notifications(o, t, notify, utc_now())
     try:
         kept = store.kept_messages()
         changed = status_changes = 0
@@ -305,7 +305,9 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
             # Compare whole statuses: a message that leaves an account can remove its status,
             # which adds no transition.
             before = {(r.platform, r.account): r.status for r in store.current_status()}
-            store.reclassify(item.id, outcome)
+            with store.reclassifying(item.id, outcome) as done:
+                if notify is not None:
+                    done.notify(plan_notifications(outcome, done.transitions, notify, utc_now()))
             after = {(r.platform, r.account): r.status for r in store.current_status()}
             for platform, account in sorted(before.keys() | after.keys()):
                 old_status = before.get((platform, account))

@@ -11,8 +11,8 @@ import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from watcher.authenticity import Verdict, authenticate
 from watcher.kinds import KINDS, OTHER
+from watcher.pipeline.authenticity import Verdict, authenticate
 from watcher.pipeline.message import Message, parse
 from watcher.pipeline.rules import Match, RulePack, classify, domain_matches
 from watcher.sources.base import RawMessage, SourceKey
