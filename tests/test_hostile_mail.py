@@ -30,7 +30,7 @@ from hypothesis import strategies as st
 
 from watcher.config import package_file
 from watcher.kinds import KINDS, OTHER
-from watcher.notify import fit
+from watcher.notify.apprise import fit
 from watcher.pipeline.message import MAX_TEXT_CHARS, parse
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
@@ -184,7 +184,8 @@ def test_1200_byte_subject_reaches_the_notification_cut_safely(pack: RulePack) -
     from httpreceiver import Receiver
 
     from watcher.config import NotifyTarget
-    from watcher.notify import NotifySettings, Sender, plan_notifications
+    from watcher.notify.apprise import Sender
+    from watcher.notify.plan import NotifySettings, plan_notifications
 
     raw = (REGRESS / "subject-1200-bytes.eml").read_bytes()
     raw = raw.replace(

@@ -13,20 +13,16 @@ from httpreceiver import Receiver
 
 from watcher.config import Config, NotifyTarget, parse_config
 from watcher.errors import ConfigError
-from watcher.notify import (
+from watcher.notify.apprise import Sender, fit, retry_delay, send_test_notifications, truncate_utf8
+from watcher.notify.plan import (
     NotifySettings,
-    Sender,
     due_reminders,
-    fit,
-    form_link,
     notify_settings,
     plan_notifications,
     plan_reminders,
     reminder_items,
-    retry_delay,
-    send_test_notifications,
-    truncate_utf8,
 )
+from watcher.notify.texts import form_link
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.sources.base import RawMessage, SourceKey

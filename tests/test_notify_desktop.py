@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from watcher.config import NotifyTarget
-from watcher.notify import Sender
+from watcher.notify.apprise import Sender
 
 HINT = (
     "desktop notification test needs Xvfb, dbus-daemon, dunst and dbus-python: "

@@ -342,7 +342,7 @@ def test_the_notification_about_each_spoof_says_why(pack: RulePack) -> None:
     from datetime import timedelta
 
     from watcher.config import NotifyTarget
-    from watcher.notify import NotifySettings, plan_notifications
+    from watcher.notify.plan import NotifySettings, plan_notifications
 
     target = NotifyTarget(url="json://127.0.0.1:9/notify")  # type: ignore[arg-type]
     settings = NotifySettings(targets=((target.key, ()),))

@@ -58,7 +58,7 @@ def _health(config_path: Path | None, verbose: int) -> None:
 @handle_errors
 def _notify_test(config_path: Path | None, verbose: int) -> None:
     """Send one test notification to every target in ``notify``; say which failed and why."""
-    from watcher.notify import send_test_notifications
+    from watcher.notify.apprise import send_test_notifications
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)

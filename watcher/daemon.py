@@ -44,11 +44,8 @@ from watcher.backoff import Backoff
 from watcher.clock import boot_clock, utc_now
 from watcher.config import Account, Config
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
-from watcher.notify import (
-    Sender,
-    login_failed_items,
-    notify_settings,
-)
+from watcher.notify.apprise import Sender
+from watcher.notify.plan import login_failed_items, notify_settings
 from watcher.pipeline.process import Outcome, process
 from watcher.pipeline.rules import RulePack
 from watcher.pipeline.status import Transition

@@ -18,9 +18,9 @@ from watcher.codes import mask_code
 from watcher.config import Account, Config, LocalSource
 from watcher.crashpoint import crash_point
 from watcher.errors import ServerError, WatcherError
-from watcher.notify import (
+from watcher.notify.apprise import Sender
+from watcher.notify.plan import (
     NotifySettings,
-    Sender,
     due_reminders,
     next_reminder_at,
     notify_settings,

@@ -274,7 +274,7 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     notify = None
     if not dry_run:
         from watcher.clock import utc_now
-        from watcher.notify import notify_settings, plan_notifications
+        from watcher.notify.plan import notify_settings, plan_notifications
 
         notify = notify_settings(config)
     try:
