@@ -109,8 +109,8 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from watcher.config import load_config
+    from watcher.daemon.runner import RunReport, poll_account, settings_of
     from watcher.pipeline.rules import load_rules
-    from watcher.runner import RunReport, poll_account, settings_of
     from watcher.sources import imap
     from watcher.store.store import Store
 

@@ -29,12 +29,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watcher.config import package_file
+from watcher.daemon.runner import RunReport, describe, ingest
 from watcher.kinds import KINDS, OTHER
 from watcher.notify.apprise import fit
 from watcher.pipeline.message import MAX_TEXT_CHARS, parse
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
-from watcher.runner import RunReport, describe, ingest
 from watcher.sources.base import RawMessage, SourceKey
 from watcher.store.store import Store
 

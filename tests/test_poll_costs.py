@@ -12,8 +12,8 @@ from dovecot import DovecotServer
 from test_imap_integration import write_config
 
 from watcher.config import Config, load_config, package_file
+from watcher.daemon.runner import RunReport, poll_account, search_plan, settings_of
 from watcher.pipeline.rules import RulePack, load_rules
-from watcher.runner import RunReport, poll_account, search_plan, settings_of
 from watcher.sources import imap
 from watcher.sources.imap.search import _header_candidates
 from watcher.store.store import Store

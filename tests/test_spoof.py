@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
+from watcher.daemon.runner import RunReport, ingest
 from watcher.kinds import KINDS, OTHER
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
-from watcher.runner import RunReport, ingest
 from watcher.sources.base import RawMessage, SourceKey
 from watcher.store.store import Store
 

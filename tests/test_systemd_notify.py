@@ -70,7 +70,7 @@ def test_daemon_reports_ready_watchdog_and_stopping_over_notify_socket(tmp_path:
 
 
 def test_notify_outside_systemd_does_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
-    from watcher import systemd
+    from watcher.daemon import systemd
 
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     monkeypatch.setenv("WATCHDOG_USEC", "5000000")

@@ -33,7 +33,7 @@ def _health(config_path: Path | None, verbose: int) -> None:
     Exit 1 otherwise (daemon stopped or stuck, a connection down, a login rejected).
     """
     from watcher.clock import utc_now
-    from watcher.daemon import health_report
+    from watcher.daemon.health import health_report
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)
@@ -106,7 +106,7 @@ def _wait_code(
     Watches the IMAP folders itself (read-only), so it works with or without the daemon.
     """
     from watcher.config import parse_duration
-    from watcher.daemon import wait_for_code
+    from watcher.daemon.wait_code import wait_for_code
 
     try:
         timeout_seconds = parse_duration(timeout)

@@ -14,10 +14,10 @@ import atheris
 
 with atheris.instrument_imports(include=["watcher"]):
     from watcher.config import package_file
+    from watcher.daemon.runner import describe
     from watcher.pipeline.message import MAX_TEXT_CHARS
     from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules
-    from watcher.runner import describe
     from watcher.sources.base import RawMessage, SourceKey
 
 PACK = load_rules(package_file("rules.yaml"))

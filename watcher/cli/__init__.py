@@ -174,9 +174,9 @@ def scan(
     Prints what each message is; verification codes are shown in full here, because you are
     at the terminal. With --db the results are recorded like `run` does.
     """
+    from watcher.daemon.runner import RunReport, ingest, settings_of
     from watcher.pipeline.process import process
     from watcher.pipeline.status import Transition
-    from watcher.runner import RunReport, ingest, settings_of
     from watcher.sources.mailfiles import display_path, kind_of, read_source
     from watcher.store.store import Store
 
@@ -275,11 +275,11 @@ def run(once: bool, config_path: Path | None, verbose: int) -> None:
     try:
         store.acquire_run_lock()
         if not once:
-            from watcher.daemon import run_forever
+            from watcher.daemon.daemon import run_forever
 
             run_forever(config, store, pack)
             return
-        from watcher.runner import run_once_notifying
+        from watcher.daemon.runner import run_once_notifying
 
         report = run_once_notifying(config, store, pack)
     finally:

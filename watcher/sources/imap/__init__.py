@@ -17,6 +17,7 @@ MailSource). The names below are the package's interface.
 
 from watcher.sources.imap.client import (
     CONNECTION_ERRORS,
+    Client,
     connect,
     enable_keepalive,
     explain_login_failure,
@@ -48,6 +49,7 @@ from watcher.sources.imap.source import ImapAccount, read_ahead
 __all__ = [
     "CONNECTION_ERRORS",
     "MIN_SUBJECT_WORD",
+    "Client",
     "FolderState",
     "HeaderReader",
     "IdleNews",

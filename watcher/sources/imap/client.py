@@ -22,6 +22,8 @@ from watcher.sources import credentials, providers
 
 log = logging.getLogger(__name__)
 
+# A connection (the type callers outside this package name it by).
+Client = IMAPClient
 # What a dropped connection, a timeout or a protocol error can raise mid-session.
 CONNECTION_ERRORS: tuple[type[BaseException], ...] = (IMAPClientError, OSError)
 # A NO to LOGIN that is no verdict on the credentials: RFC 5530 UNAVAILABLE and INUSE, Dovecot's

@@ -11,7 +11,6 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from watcher.clock import utc_now
 from watcher.codes import mask_code
@@ -200,7 +199,7 @@ def poll_account(
     settings: Settings,
     report: RunReport,
     on_recorded: OnRecorded | None = None,
-    client: Any = None,
+    client: imap.Client | None = None,
     notify: NotifySettings | None = None,
 ) -> None:
     """Process new mail in every folder of *account*; raises WatcherError for the account.
