@@ -21,7 +21,8 @@ import yaml
 from dovecot import DovecotServer
 from test_corpus import CORPUS, MANIFEST
 
-from watcher.report import build_report, render
+from watcher.report.objections import build_report
+from watcher.report.render import render
 from watcher.store.store import Store
 
 TRUSTED = MANIFEST["trusted_authserv_ids"]

@@ -447,21 +447,23 @@ def report_command(
     """Evidence for a complaint: every Meta privacy mail per account, the status timeline,
     the deadlines (effective date; one month under GDPR Art. 12(3)) and whether Meta
     answered in time."""
-    from watcher import report as reports
+    from watcher.report.export import export_eml as export_originals
+    from watcher.report.objections import Report, build_report
+    from watcher.report.render import render
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)
     store = _open_store(config, must_exist=True)
     if store is None:
-        built = reports.Report(datetime.now(UTC), ())
+        built = Report(datetime.now(UTC), ())
     else:
         try:
-            built = reports.build_report(store, address)
+            built = build_report(store, address)
         finally:
             store.close()
     if address and not built.accounts:
         click.echo(f"meta-watcher: no Meta privacy mail recorded for {address}", err=True)
-    text = reports.render(built, fmt)
+    text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)
     else:
@@ -475,7 +477,7 @@ def report_command(
     if export_eml is None:
         return
     try:
-        results = reports.export_eml(config, built, export_eml)
+        results = export_originals(config, built, export_eml)
     except OSError as exc:
         raise ConfigError(f"folder {export_eml} cannot be written ({type(exc).__name__})") from None
     written = [r for r in results if r.path is not None]
