@@ -22,7 +22,11 @@ from typing import TYPE_CHECKING
 
 import click
 
-from watcher.cli import _load, _open_store, _rules, _setup_logging, config_option, handle_errors
+from watcher.cli.options import config_option, handle_errors
+from watcher.cli.options import load as _load
+from watcher.cli.options import load_pack as _rules
+from watcher.cli.options import open_store as _open_store
+from watcher.cli.options import setup_logging as _setup_logging
 from watcher.config import Config, choose_config, load_config
 from watcher.errors import RulesError
 

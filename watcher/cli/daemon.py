@@ -1,8 +1,4 @@
-"""Commands around the daemon: ``health``, ``notify-test``, ``wait-code``.
-
-Registered on the main group at the end of watcher/cli.py; errors become messages and exit
-codes through cli.py's ``handle_errors`` like every other command.
-"""
+"""Commands around the daemon: ``health``, ``notify-test``, ``wait-code``."""
 
 from __future__ import annotations
 
@@ -12,32 +8,34 @@ from pathlib import Path
 
 import click
 
-from watcher.cli import (
-    _load,
-    _open_store,
-    _rules,
-    _setup_logging,
+from watcher.cli.options import (
     config_option,
-    handle_errors,
+    load,
+    load_pack,
+    open_store,
+    setup_logging,
     verbose_option,
 )
+from watcher.clock import utc_now
+from watcher.config import parse_duration
+from watcher.daemon.health import health_report
+from watcher.daemon.wait_code import wait_for_code
+from watcher.notify.apprise import send_test_notifications
 
 
+@click.command(name="health")
 @config_option
 @verbose_option
-@handle_errors
-def _health(config_path: Path | None, verbose: int) -> None:
+def health(config_path: Path | None, verbose: int) -> None:
     """Exit 0 when every watcher thread of the running daemon reported recently and is well.
 
     One line per IMAP folder and local source; for a container HEALTHCHECK or monitoring.
     Exit 1 otherwise (daemon stopped or stuck, a connection down, a login rejected).
     """
-    from watcher.clock import utc_now
-    from watcher.daemon.health import health_report
 
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
-    store = _open_store(config, must_exist=True)
+    setup_logging(verbose, logging.WARNING)
+    config = load(config_path)
+    store = open_store(config, must_exist=True)
     if store is None:
         click.echo(f"FAIL: database {config.database} does not exist: the daemon never ran")
         sys.exit(1)
@@ -53,15 +51,13 @@ def _health(config_path: Path | None, verbose: int) -> None:
     sys.exit(0 if all(r.ok for r in results) else 1)
 
 
+@click.command(name="notify-test")
 @config_option
 @verbose_option
-@handle_errors
-def _notify_test(config_path: Path | None, verbose: int) -> None:
+def notify_test(config_path: Path | None, verbose: int) -> None:
     """Send one test notification to every target in ``notify``; say which failed and why."""
-    from watcher.notify.apprise import send_test_notifications
-
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
+    setup_logging(verbose, logging.WARNING)
+    config = load(config_path)
     if not config.notify:
         click.echo(
             "meta-watcher: no notification targets: add Apprise URLs under notify: in the "
@@ -79,6 +75,7 @@ def _notify_test(config_path: Path | None, verbose: int) -> None:
     sys.exit(1 if failed else 0)
 
 
+@click.command(name="wait-code")
 @click.option(
     "--account",
     "address",
@@ -96,8 +93,7 @@ def _notify_test(config_path: Path | None, verbose: int) -> None:
 )
 @config_option
 @verbose_option
-@handle_errors
-def _wait_code(
+def wait_code(
     address: str | None, timeout: str, since: str, config_path: Path | None, verbose: int
 ) -> None:
     """Wait for Meta's verification code and print it (exit 0), or exit 1 on timeout.
@@ -105,17 +101,14 @@ def _wait_code(
     For filling in Meta's objection form: run it, ask Meta for the code, type what it prints.
     Watches the IMAP folders itself (read-only), so it works with or without the daemon.
     """
-    from watcher.config import parse_duration
-    from watcher.daemon.wait_code import wait_for_code
-
     try:
         timeout_seconds = parse_duration(timeout)
         since_seconds = parse_duration(since)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
-    pack = _rules(config)
+    setup_logging(verbose, logging.WARNING)
+    config = load(config_path)
+    pack = load_pack(config)
     who = address or "any account"
     click.echo(f"waiting up to {timeout} for a verification code for {who}...", err=True)
     found = wait_for_code(config, pack, address, timeout_seconds, since_seconds)
@@ -132,9 +125,3 @@ def _wait_code(
         err=True,
     )
     click.echo(found.code)
-
-
-# Explicit types: cli.py imports this module at its end, and mypy cannot infer through the cycle.
-health: click.Command = click.command(name="health")(_health)
-notify_test: click.Command = click.command(name="notify-test")(_notify_test)
-wait_code: click.Command = click.command(name="wait-code")(_wait_code)

@@ -1,32 +1,23 @@
-"""Commands for getting accounts in and evidence out: ``init``, ``auth``, ``report``.
-
-Registered on the main group at the end of watcher/cli.py, whose helpers (error handling,
-``--config``, logging) they reuse.
-"""
+"""``init``: add a mailbox to the config (creating it 0600) from a provider preset, asking
+for what the flags do not give. Never writes a password: the config says where it comes from."""
 
 from __future__ import annotations
 
 import json
 import logging
 import os
-import sys
 import textwrap
-import webbrowser
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from watcher.cli import _load, _open_store, _setup_logging, config_option, handle_errors
-from watcher.config import (
-    Account,
-    choose_config,
-    default_config_path,
-    load_config,
-    oauth2_token_file,
-)
-from watcher.errors import ConfigError, WatcherError
+from watcher.cli.options import config_option, setup_logging
+from watcher.config import choose_config, default_config_path, load_config
+from watcher.errors import ConfigError
+from watcher.sources import providers
+from watcher.sources.secrets import write_private
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +156,6 @@ def _append_account(text: str, block: str, path: Path) -> str:
 
 def _write_config(path: Path, text: str) -> None:
     """Validate *text* as a config (relative paths as in *path*'s folder), then write it 0600."""
-    from watcher.sources.secrets import write_private
-
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     trial = path.with_name(f".{path.name}.init-{os.getpid()}")
     try:
@@ -202,16 +191,13 @@ def _write_config(path: Path, text: str) -> None:
 @click.option("--trusted-authserv-id", "trusted", multiple=True, help="Trusted authserv-id.")
 @click.option("--force", is_flag=True, help="Start a new config file even if one exists.")
 @config_option
-@handle_errors
 def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
     """Add a mailbox to the config (creating it, mode 0600) from the provider's preset.
 
     Asks for what the flags do not give. Never writes a password: the config says where the
     password or token comes from.
     """
-    from watcher.sources import providers
-
-    _setup_logging(0, logging.WARNING)
+    setup_logging(0, logging.WARNING)
     address = opts["address"] or _ask("E-mail address to watch", "--address")
     address = str(address).strip()
     if "@" not in address or address.startswith("@") or address.endswith("@"):
@@ -335,155 +321,3 @@ def _ask_secret(values: dict[str, Any], preset: Any) -> None:
         )
     else:
         values["oauth2_client_id"] = _ask("OAuth2 client id", "--oauth2-client-id")
-
-
-def _has_gui() -> bool:
-    # Without a display, webbrowser would start a text browser (lynx, w3m) in this terminal.
-    return sys.platform in ("darwin", "win32") or bool(
-        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
-    )
-
-
-def _find_account(accounts: tuple[Account, ...], name: str) -> Account:
-    for account in accounts:
-        if account.name == name or account.username == name:
-            return account
-    names = ", ".join(a.name for a in accounts) or "none"
-    raise ConfigError(f"no account called {name!r} in the config (accounts: {names})")
-
-
-@click.command("auth")
-@click.argument("account_name")
-@click.option("--flow", type=click.Choice(["redirect", "device"]), help="Default: the provider's.")
-@click.option("--no-browser", is_flag=True, help="Print the address instead of opening a browser.")
-@click.option(
-    "--paste",
-    is_flag=True,
-    help="Paste the address the browser ends on instead of listening (containers, SSH).",
-)
-@click.option("--no-check", is_flag=True, help="Do not log in to the IMAP server afterwards.")
-@config_option
-@click.option("-v", "--verbose", count=True, help="Log debug details.")
-@handle_errors
-def auth_command(
-    account_name: str,
-    flow: str | None,
-    no_browser: bool,
-    paste: bool,
-    no_check: bool,
-    config_path: Path | None,
-    verbose: int,
-) -> None:
-    """Sign in to ACCOUNT's provider once (OAuth2) and keep the refresh token.
-
-    Google: a browser page, then a redirect to this machine (or --paste). Microsoft: a code to
-    enter at the address shown (device flow). The token goes to a 0600 file or the keyring.
-    """
-    from watcher.sources import imap
-    from watcher.sources.oauth2 import flows as oauth2
-
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
-    account = _find_account(config.accounts, account_name)
-    if account.oauth2 is not None:
-        oauth2.authorize(
-            account,
-            say=click.echo,
-            flow=flow,
-            open_browser=None if no_browser or paste or not _has_gui() else webbrowser.open,
-            paste=(lambda: str(click.prompt("Address", prompt_suffix=": "))) if paste else None,
-        )
-        where = (
-            "the system keyring"
-            if account.oauth2.token_store == "keyring"  # noqa: S105 - a storage kind
-            else str(oauth2_token_file(account))
-        )
-        click.echo(f"ok: account {account.name}: OAuth2 grant stored in {where}")
-    elif account.oauth2_token_command is not None:
-        click.echo(f"account {account.name} gets its tokens from oauth2_token_command")
-    else:
-        raise ConfigError(
-            f"account {account.name} logs in with a password; add an oauth2 block to it first "
-            "(README: OAuth2)"
-        )
-    if no_check:
-        return
-    client = imap.connect(account)
-    imap.logout(client)
-    click.echo(f"ok: account {account.name}: logged in to {account.host} with OAuth2 (XOAUTH2)")
-
-
-@click.command("report")
-@click.option("--account", "address", help="Only this Facebook/Instagram account address.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["md", "html", "csv", "json"]),
-    default="md",
-    show_default=True,
-)
-@click.option(
-    "-o",
-    "--output",
-    type=click.Path(path_type=Path, dir_okay=False),
-    help="Write the report to this file (default: standard output).",
-)
-@click.option(
-    "--export-eml",
-    type=click.Path(path_type=Path, file_okay=False),
-    help="Also write each mail's original (fetched again, read-only) to this folder.",
-)
-@config_option
-@click.option("-v", "--verbose", count=True, help="Log debug details.")
-@handle_errors
-def report_command(
-    address: str | None,
-    fmt: str,
-    output: Path | None,
-    export_eml: Path | None,
-    config_path: Path | None,
-    verbose: int,
-) -> None:
-    """Evidence for a complaint: every Meta privacy mail per account, the status timeline,
-    the deadlines (effective date; one month under GDPR Art. 12(3)) and whether Meta
-    answered in time."""
-    from watcher.report.export import export_eml as export_originals
-    from watcher.report.objections import Report, build_report
-    from watcher.report.render import render
-
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
-    store = _open_store(config, must_exist=True)
-    if store is None:
-        built = Report(datetime.now(UTC), ())
-    else:
-        try:
-            built = build_report(store, address)
-        finally:
-            store.close()
-    if address and not built.accounts:
-        click.echo(f"meta-watcher: no Meta privacy mail recorded for {address}", err=True)
-    text = render(built, fmt)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        from watcher.sources.secrets import write_private
-
-        try:
-            write_private(output, text)
-        except WatcherError as exc:
-            raise ConfigError(f"report file {output} cannot be written ({exc})") from None
-        click.echo(f"wrote {fmt} report to {output}", err=True)
-    if export_eml is None:
-        return
-    try:
-        results = export_originals(config, built, export_eml)
-    except OSError as exc:
-        raise ConfigError(f"folder {export_eml} cannot be written ({type(exc).__name__})") from None
-    written = [r for r in results if r.path is not None]
-    click.echo(f"exported {len(written)} of {len(results)} mail(s) to {export_eml}", err=True)
-    for r in results:
-        if r.problem:
-            click.echo(f"not exported: {r.problem}", err=True)
-    if len(written) != len(results):
-        sys.exit(1)

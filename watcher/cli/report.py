@@ -1,0 +1,86 @@
+"""``report``: the evidence for a complaint, and the originals as ``.eml``."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from watcher.cli.options import config_option, load, open_store, setup_logging, verbose_option
+from watcher.errors import ConfigError, WatcherError
+from watcher.report.export import export_eml as export_originals
+from watcher.report.objections import Report, build_report
+from watcher.report.render import render
+from watcher.sources.secrets import write_private
+
+
+@click.command("report")
+@click.option("--account", "address", help="Only this Facebook/Instagram account address.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["md", "html", "csv", "json"]),
+    default="md",
+    show_default=True,
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Write the report to this file (default: standard output).",
+)
+@click.option(
+    "--export-eml",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Also write each mail's original (fetched again, read-only) to this folder.",
+)
+@config_option
+@verbose_option
+def report_command(
+    address: str | None,
+    fmt: str,
+    output: Path | None,
+    export_eml: Path | None,
+    config_path: Path | None,
+    verbose: int,
+) -> None:
+    """Evidence for a complaint: every Meta privacy mail per account, the status timeline,
+    the deadlines (effective date; one month under GDPR Art. 12(3)) and whether Meta
+    answered in time."""
+    setup_logging(verbose, logging.WARNING)
+    config = load(config_path)
+    store = open_store(config, must_exist=True)
+    if store is None:
+        built = Report(datetime.now(UTC), ())
+    else:
+        try:
+            built = build_report(store, address)
+        finally:
+            store.close()
+    if address and not built.accounts:
+        click.echo(f"meta-watcher: no Meta privacy mail recorded for {address}", err=True)
+    text = render(built, fmt)
+    if output is None:
+        click.echo(text, nl=False)
+    else:
+        try:
+            write_private(output, text)
+        except WatcherError as exc:
+            raise ConfigError(f"report file {output} cannot be written ({exc})") from None
+        click.echo(f"wrote {fmt} report to {output}", err=True)
+    if export_eml is None:
+        return
+    try:
+        results = export_originals(config, built, export_eml)
+    except OSError as exc:
+        raise ConfigError(f"folder {export_eml} cannot be written ({type(exc).__name__})") from None
+    written = [r for r in results if r.path is not None]
+    click.echo(f"exported {len(written)} of {len(results)} mail(s) to {export_eml}", err=True)
+    for r in results:
+        if r.problem:
+            click.echo(f"not exported: {r.problem}", err=True)
+    if len(written) != len(results):
+        sys.exit(1)
