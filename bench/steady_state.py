@@ -2,7 +2,7 @@
 
 On a generated mailbox served by a private Dovecot (TLS, 127.0.0.1) this measures, in order:
 
-1. the first scan (``runner.poll_account``, in process) that sets the cursor;
+1. the first scan (``watcher.daemon.runner.poll_account``, in process) that sets the cursor;
 2. N poll cycles with no new mail on one persistent connection (``poll_account(client=...)``):
    IMAP round trips per poll (commands sent, from imaplib's tag counter) and bytes per poll
    (Dovecot's ``out=`` for that session, less a session that only logs in and out);
@@ -112,6 +112,7 @@ def main() -> None:
     from watcher.daemon.runner import RunReport, poll_account, settings_of
     from watcher.pipeline.rules import load_rules
     from watcher.sources import imap
+    from watcher.sources.imap import source as imap_source
     from watcher.store.store import Store
 
     box = mailbox_for(args.messages, args.seed)
@@ -162,21 +163,22 @@ def main() -> None:
         )  # fmt: skip
 
         created: list[Any] = []
-        connect = imap.connect
+        # ImapAccount (watcher/sources/imap/source.py) connects for each poll.
+        connect = imap_source.connect
 
         def counting_connect(acc: Any) -> Any:
             client = connect(acc)
             created.append(client)
             return client
 
-        imap.connect = counting_connect  # type: ignore[assignment]
+        imap_source.connect = counting_connect  # type: ignore[assignment]
         before = server.session_count()
         c0, w0 = time.process_time(), time.perf_counter()
         for _ in range(args.polls):
             poll_account(account, store, pack, settings, RunReport())
         fresh_cpu = (time.process_time() - c0) / args.polls
         fresh_wall = (time.perf_counter() - w0) / args.polls
-        imap.connect = connect  # type: ignore[assignment]
+        imap_source.connect = connect  # type: ignore[assignment]
         sessions = server.sessions_since(before)
         fresh_trips = sum(c._imap.tagnum for c in created) / len(created)
         rows.append(

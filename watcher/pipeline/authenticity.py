@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import urlsplit
 
+import authres
+
 from watcher.pipeline.message import Message
 from watcher.pipeline.rules import RulePack, domain_matches
 
@@ -37,8 +39,6 @@ class _Header:
 
 
 def _parse(value: str) -> _Header | None:
-    import authres  # imported here: only authentication needs it
-
     try:
         parsed = authres.AuthenticationResultsHeader.parse("Authentication-Results: " + value)
     except Exception:  # noqa: BLE001 - authres raises its own and stdlib errors on bad input

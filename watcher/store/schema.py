@@ -18,6 +18,9 @@ from watcher.errors import StoreError
 
 log = logging.getLogger(__name__)
 
+# A migration's text is history: once released it never changes (databases keep it in
+# sqlite_master). Where a comment in it went stale, the correction is here: messages.identity
+# and cursors.identity are user@host[:port] for IMAP and local:<source name> for local files.
 MIGRATIONS: tuple[str, ...] = (
     # 1: the main job's log.
     """
