@@ -19,6 +19,7 @@ from watcher.config import Account, Config
 from watcher.daemon.idle import RECONNECT_INITIAL_SECONDS
 from watcher.daemon.runner import search_plan, settings_of
 from watcher.errors import ConfigError, LoginError, ServerError, WatcherError
+from watcher.kinds import CODE_KINDS
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack
 from watcher.sources import imap
@@ -81,7 +82,7 @@ def wait_for_code(
     plan = search_plan(pack)
 
     def matches(outcome: Outcome) -> bool:
-        if outcome.match.kind != "verification_code" or outcome.suspicious:
+        if outcome.match.kind not in CODE_KINDS or outcome.suspicious:
             return False
         if not outcome.fields.get("code"):
             return False
@@ -184,7 +185,7 @@ def _code_of(
     if arrived is not None and arrived < since_at:
         return None
     if not matches(outcome):
-        if outcome.suspicious and outcome.match.kind == "verification_code":
+        if outcome.suspicious and outcome.match.kind in CODE_KINDS:
             log.warning(
                 "ignoring a code in %s: it failed authenticity (%s)",
                 raw.key.label(),
