@@ -28,7 +28,7 @@ def wall(cmd: list[str], env: dict[str, str], runs: int) -> float:
     times = []
     for n in range(runs + 1):
         t0 = time.perf_counter()
-        done = subprocess.run(cmd, env=env, capture_output=True, check=False)
+        done = subprocess.run(cmd, env=env, cwd=REPO, capture_output=True, check=False)
         elapsed = time.perf_counter() - t0
         if done.returncode != 0:
             raise SystemExit(f"{' '.join(cmd)}: exit {done.returncode}: {done.stderr[-400:]!r}")
@@ -41,7 +41,7 @@ def importtime(cmd: list[str], env: dict[str, str]) -> tuple[list[tuple[int, str
     """(cumulative microseconds, module) of the slowest top-level imports, and how many
     watcher modules were imported, from ``python -X importtime``."""
     done = subprocess.run(
-        [cmd[0], "-X", "importtime", *cmd[1:]], env=env, capture_output=True, text=True
+        [cmd[0], "-X", "importtime", *cmd[1:]], env=env, cwd=REPO, capture_output=True, text=True
     )
     top: list[tuple[int, str]] = []
     own = 0
@@ -73,6 +73,7 @@ def main() -> None:
         subprocess.run(
             [py, "-m", "watcher", "scan", "--config", str(config), "--db", str(db), str(first)],
             env=env,
+            cwd=REPO,
             capture_output=True,
             check=True,
         )
