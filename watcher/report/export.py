@@ -53,9 +53,13 @@ def _write_eml(directory: Path, mail: MailRow, raw: bytes) -> Path:
 class Fetcher(Protocol):
     """What the export needs of a source: MailSource.fetch_original and close."""
 
-    def fetch_original(self, ref: MessageRef) -> bytes: ...
+    def fetch_original(self, ref: MessageRef) -> bytes:
+        """The recorded message's bytes (MessageGoneError, or another WatcherError)."""
+        ...
 
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Release the source."""
+        ...
 
 
 class _Sources:

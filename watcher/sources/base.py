@@ -127,13 +127,19 @@ class MailSource(Protocol):
     """
 
     @property
-    def name(self) -> str: ...
+    def name(self) -> str:
+        """The config's name for the source."""
+        ...
 
     @property
-    def identity(self) -> str: ...
+    def identity(self) -> str:
+        """Whose mail it is (cursors and duplicates are per identity)."""
+        ...
 
     @property
-    def folders(self) -> tuple[str, ...]: ...
+    def folders(self) -> tuple[str, ...]:
+        """The folders to read."""
+        ...
 
     def new_messages(self, folder: str, cursor: Cursor | None) -> Scan:
         """The mail of *folder* that *cursor* (None: nothing read yet) has not seen.

@@ -29,13 +29,19 @@ class SearchWords(Protocol):
     """What the search is derived from (a rule pack, watcher.pipeline.rules.RulePack)."""
 
     @property
-    def sender_domains(self) -> tuple[str, ...]: ...
+    def sender_domains(self) -> tuple[str, ...]:
+        """Meta's sender domains (``facebookmail.com``)."""
+        ...
 
     @property
-    def lookalike_tokens(self) -> tuple[str, ...]: ...
+    def lookalike_tokens(self) -> tuple[str, ...]:
+        """Brand words a look-alike sender domain contains."""
+        ...
 
     @property
-    def search_subject_words(self) -> tuple[str, ...]: ...
+    def search_subject_words(self) -> tuple[str, ...]:
+        """Words a privacy mail's subject may hold."""
+        ...
 
 
 @dataclass(frozen=True)
