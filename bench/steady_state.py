@@ -109,7 +109,8 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from watcher.config import load_config
-    from watcher.daemon.runner import RunReport, poll_account, settings_of
+    from watcher.daemon.ingest import RunReport, settings_of
+    from watcher.daemon.runner import poll_account
     from watcher.pipeline.rules import load_rules
     from watcher.sources import imap
     from watcher.sources.imap import source as imap_source

@@ -29,7 +29,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from watcher.config import package_file
-from watcher.daemon.runner import RunReport, describe, ingest
+from watcher.daemon.ingest import RunReport, describe, ingest
 from watcher.kinds import KINDS, OTHER
 from watcher.notify.apprise import fit
 from watcher.pipeline.message import MAX_TEXT_CHARS, parse

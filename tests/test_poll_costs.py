@@ -12,7 +12,8 @@ from dovecot import DovecotServer
 from test_imap_integration import write_config
 
 from watcher.config import Config, load_config, package_file
-from watcher.daemon.runner import RunReport, poll_account, search_plan, settings_of
+from watcher.daemon.ingest import RunReport, settings_of
+from watcher.daemon.runner import poll_account, search_plan
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.sources import imap
 from watcher.sources.imap.search import _header_candidates

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
-from watcher.daemon.runner import RunReport, ingest
+from watcher.daemon.ingest import RunReport, ingest
 from watcher.kinds import KINDS, OTHER
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules

@@ -14,7 +14,7 @@ from test_corpus import CORPUS, MANIFEST, SETTINGS
 from test_imap_integration import EXPECTED_STATUS
 
 from watcher.config import package_file
-from watcher.daemon.runner import RunReport, ingest
+from watcher.daemon.ingest import RunReport, ingest
 from watcher.errors import LockedError
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.sources.base import Cursor, RawMessage, SourceKey

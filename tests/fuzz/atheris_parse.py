@@ -14,7 +14,7 @@ import atheris
 
 with atheris.instrument_imports(include=["watcher"]):
     from watcher.config import package_file
-    from watcher.daemon.runner import describe
+    from watcher.daemon.ingest import describe
     from watcher.pipeline.message import MAX_TEXT_CHARS
     from watcher.pipeline.process import Settings, process
     from watcher.pipeline.rules import load_rules

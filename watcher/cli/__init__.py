@@ -5,9 +5,9 @@ Exit codes: 0 ok, 1 a check failed, 2 usage, 75 a server unreachable (EX_TEMPFAI
 error (EX_CONFIG), 130 interrupted. Errors print one sentence on stderr, never a traceback
 (``-v`` adds one for unexpected bugs).
 
-Commands live one family per module (run.py: scan, run; status.py: status, log; accounts.py:
-check, auth; init.py: init; daemon.py: health, notify-test, wait-code; report.py: report;
-rules.py: rules, reclassify) and are imported when they are run or listed, so
+Commands live one family per module (scan.py: scan; run.py: run; status.py: status, log;
+accounts.py: check, auth; init.py: init; daemon.py: health, notify-test, wait-code;
+report.py: report; rules.py: rules, reclassify) and are imported when run or listed, so
 ``meta-watcher --version`` imports click alone and ``meta-watcher status`` only the config and
 the store, not IMAP, the rules, Apprise or the scheduler.
 """
@@ -26,7 +26,7 @@ from watcher.errors import WatcherError
 
 # Command name -> (module, attribute).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "scan": ("watcher.cli.run", "scan"),
+    "scan": ("watcher.cli.scan", "scan"),
     "run": ("watcher.cli.run", "run"),
     "status": ("watcher.cli.status", "status"),
     "log": ("watcher.cli.status", "log_command"),

@@ -130,7 +130,7 @@ def rules_test(
     PATH is a .eml file (an mbox or Maildir works too: every message is explained). Codes are
     shown in full: you are at the terminal.
     """
-    from watcher.daemon.runner import settings_of
+    from watcher.daemon.ingest import settings_of
     from watcher.pipeline.explain import explain, render
     from watcher.pipeline.process import process
 
@@ -265,7 +265,7 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     copy with its database ID for `rules test --db ID`.
     """
     from watcher.codes import mask_code
-    from watcher.daemon.runner import settings_of
+    from watcher.daemon.ingest import settings_of
 
     _setup_logging(verbose, logging.WARNING)
     config = _load(config_path)

@@ -36,13 +36,8 @@ from watcher.config import Account, Config
 from watcher.daemon import systemd
 from watcher.daemon.health import worker_name
 from watcher.daemon.idle import FolderWorker, StopEvent, Stopping
-from watcher.daemon.runner import (
-    RunReport,
-    poll_account,
-    poll_local,
-    queue_reminders,
-    settings_of,
-)
+from watcher.daemon.ingest import RunReport, settings_of
+from watcher.daemon.runner import poll_account, poll_local, queue_reminders
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
 from watcher.notify.apprise import Sender
 from watcher.notify.plan import login_failed_items, notify_settings

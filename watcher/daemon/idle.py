@@ -24,7 +24,7 @@ from watcher.backoff import Backoff
 from watcher.clock import boot_clock
 from watcher.config import Account, Config
 from watcher.daemon.health import worker_name
-from watcher.daemon.runner import RunReport
+from watcher.daemon.ingest import RunReport
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
 from watcher.sources import imap
 from watcher.store.store import Store

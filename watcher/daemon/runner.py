@@ -1,21 +1,19 @@
-"""One pass over every configured source: fetch new mail, process it, record it.
-
-This is where the flow is wired together: source (watcher.sources) -> process (pipeline) ->
-store. Each message is recorded with its cursor move in one transaction; a failing account or
-local source is logged in one sentence and the others go on.
+"""One pass over every configured source: new mail of each IMAP account and local source
+through ingest.py (pipeline -> store, with notifications), then deadline reminders and one
+attempt to deliver what is pending (``run --once``). A failing account or local source is
+logged in one sentence and the others go on. The daemon (daemon.py) runs the same polls on
+its schedule and from its IDLE workers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from datetime import datetime
 
 from watcher.clock import utc_now
-from watcher.codes import mask_code
 from watcher.config import Account, Config, LocalSource
-from watcher.crashpoint import crash_point
+from watcher.daemon.ingest import OnRecorded, RunReport, poll_source, settings_of
 from watcher.errors import ServerError, WatcherError
 from watcher.notify.apprise import Sender
 from watcher.notify.plan import (
@@ -23,120 +21,17 @@ from watcher.notify.plan import (
     due_reminders,
     next_reminder_at,
     notify_settings,
-    plan_notifications,
     plan_reminders,
     reminder_items,
 )
 from watcher.pipeline.message import parse
-from watcher.pipeline.process import Outcome, Settings, process
+from watcher.pipeline.process import Settings
 from watcher.pipeline.rules import RulePack, claims_meta
-from watcher.pipeline.status import Transition
 from watcher.sources import imap
-from watcher.sources.base import Cursor, MailSource, RawMessage
 from watcher.sources.mailfiles import LocalMailbox
 from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
-
-OnRecorded = Callable[[Outcome, list[Transition]], None]
-
-
-@dataclass
-class RunReport:
-    """Counts for one pass: messages fetched, recorded, skipped as already seen; errors are
-    one sentence each; ``exit_code`` is the exit code of the first error (0 without)."""
-
-    fetched: int = 0
-    recorded: int = 0
-    duplicates: int = 0
-    transitions: int = 0
-    errors: list[str] = field(default_factory=list)
-    exit_code: int = 0
-
-    def fail(self, exc: WatcherError) -> None:
-        """Add *exc* as one sentence, log it, and remember its exit code."""
-        self.errors.append(str(exc))
-        self.exit_code = self.exit_code or exc.exit_code
-        log.error("%s", exc)
-
-
-def settings_of(config: Config) -> Settings:
-    """The subset of *config* the pure middle needs."""
-    return Settings(
-        trusted_authserv_ids=config.trusted_authserv_ids,
-        trust_unauthenticated=config.trust_unauthenticated,
-        max_message_bytes=config.max_message_bytes,
-    )
-
-
-def describe(outcome: Outcome) -> str:
-    """One log line about *outcome*: kind, rule, account, authenticity; codes masked."""
-    match = outcome.match
-    parts = [outcome.key.label(), match.kind]
-    if match.rule_id:
-        parts.append(f"rule={match.rule_id}")
-    if match.platform:
-        parts.append(f"{match.platform}:{match.account}")
-    parts.append(f"auth={outcome.verdict.result}")
-    if outcome.suspicious:
-        parts.append("SUSPICIOUS (" + "; ".join(outcome.verdict.reasons) + ")")
-    for name, value in outcome.fields.items():
-        parts.append(f"{name}={mask_code(value) if name == 'code' else value}")
-    if outcome.message.error:
-        parts.append(f"error={outcome.message.error}")
-    # Parts quote the mail (link hosts, the sender): control characters must not start a
-    # forged log line.
-    return " ".join(" ".join(parts).split())
-
-
-def ingest(
-    store: Store,
-    pack: RulePack,
-    settings: Settings,
-    messages: Iterable[RawMessage],
-    report: RunReport,
-    cursor_for: Callable[[RawMessage], Cursor | None] = lambda _raw: None,
-    on_recorded: OnRecorded | None = None,
-    notify: NotifySettings | None = None,
-) -> None:
-    """Process and record each of *messages* in order, skipping mail the account already has
-    (same Message-ID or content). *cursor_for* gives the cursor to commit with each message;
-    with *notify*, the notifications a message causes are planned and written in its
-    transaction (so they exist exactly when it is recorded)."""
-    for raw in messages:
-        report.fetched += 1
-        outcome = process(raw, pack, settings)
-        crash_point("parse")
-        cursor = cursor_for(raw)
-        if outcome.worth_recording and store.already_recorded(
-            raw.key.identity, outcome.message.message_id, outcome.message.sha256
-        ):
-            report.duplicates += 1
-            log.debug("%s already recorded (same Message-ID or content)", raw.key.label())
-            if cursor is not None:
-                store.move_cursor(raw.key.identity, raw.key.folder, cursor)
-            continue
-        with store.recording(outcome, cursor) as recording:
-            if notify is not None and recording.announce:
-                recording.notify(
-                    plan_notifications(outcome, recording.transitions, notify, utc_now())
-                )
-        added = recording.transitions
-        if outcome.worth_recording:
-            report.recorded += 1
-            log.info("%s", describe(outcome))
-        for transition in added:
-            report.transitions += 1
-            log.info(
-                "status %s:%s %s -> %s (mail of %s)",
-                outcome.match.platform,
-                outcome.match.account,
-                transition.from_status or "(none)",
-                transition.to_status,
-                transition.event.mail_at.date().isoformat(),
-            )
-        if on_recorded is not None:
-            on_recorded(outcome, added)
 
 
 def may_be_meta(pack: RulePack) -> Callable[[bytes], bool]:
@@ -161,35 +56,6 @@ def search_plan(pack: RulePack) -> imap.SearchPlan:
 def _from_and_subject(header: bytes) -> tuple[str, str]:
     parsed = parse(header)
     return f"{parsed.from_name} <{parsed.from_addr}>", parsed.subject
-
-
-def poll_source(
-    source: MailSource,
-    store: Store,
-    pack: RulePack,
-    settings: Settings,
-    report: RunReport,
-    on_recorded: OnRecorded | None = None,
-    notify: NotifySettings | None = None,
-) -> None:
-    """Process the new mail of every folder of *source*: each message is recorded with its
-    cursor move (IMAP) and notifications (with *notify*), and the folder's cursor is moved to
-    where the scan ended."""
-    for folder in source.folders:
-        cursor = store.cursor(source.identity, folder)
-        with source.new_messages(folder, cursor) as scan:
-            ingest(
-                store,
-                pack,
-                settings,
-                scan.messages,
-                report,
-                cursor_for=lambda raw: raw.key.cursor(),
-                on_recorded=on_recorded,
-                notify=notify,
-            )
-            if scan.end is not None:
-                store.move_cursor(source.identity, folder, scan.end)
 
 
 def poll_account(

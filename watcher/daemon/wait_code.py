@@ -17,7 +17,8 @@ from watcher.backoff import Backoff
 from watcher.clock import utc_now
 from watcher.config import Account, Config
 from watcher.daemon.idle import RECONNECT_INITIAL_SECONDS
-from watcher.daemon.runner import search_plan, settings_of
+from watcher.daemon.ingest import settings_of
+from watcher.daemon.runner import search_plan
 from watcher.errors import ConfigError, LoginError, ServerError, WatcherError
 from watcher.kinds import CODE_KINDS
 from watcher.pipeline.process import Outcome, Settings, process
