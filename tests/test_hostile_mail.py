@@ -83,6 +83,24 @@ def test_address_group_keeps_its_member_address(pack: RulePack) -> None:
 
 
 @pytest.mark.parametrize(
+    "from_value",
+    [
+        "notification@facebookmail.com <x@attacker.example>",
+        '"a" notification@facebookmail.com <x@attacker.example>',
+        "notification@facebookmail.com x@attacker.example",
+    ],
+)
+def test_from_that_reads_as_two_mailboxes_has_no_sender(from_value: str, pack: RulePack) -> None:
+    """CVE-2023-27043: a From whose words read as more mailboxes than its commas separate
+    must not yield either address, on every Python the README promises."""
+    raw = (REGRESS / "address-group-c.eml").read_bytes()
+    raw = raw.replace(b"From: (c):", b"From: " + from_value.encode())
+    outcome = run(raw, pack)
+    assert outcome.message.from_addr == ""
+    assert not outcome.counted
+
+
+@pytest.mark.parametrize(
     "name", ["date-two-digit-year.eml", "date-three-digit-year.eml", "date-missing.eml"]
 )
 def test_unusable_date_falls_back_to_internaldate(name: str, pack: RulePack) -> None:

@@ -202,3 +202,66 @@ def test_scan_json_agrees_with_every_language_manifest() -> None:
         assert record["fields"] == (expected["fields"] or {}), path.name
         if expected["kind"] != "other":
             assert record["platform"] == expected["platform"], path.name
+
+
+# ---------------------------------------------------------------------- the evidence model
+
+
+def test_every_language_has_shared_supporting_and_negative_evidence(pack: RulePack) -> None:
+    """Each language's AI-at-Meta terms and objection vocabulary (supporting), and its words
+    for a ban, an appeal, a login code, ads and Meta AI marketing (negatives)."""
+    for language in LANGUAGES:
+        assert len(pack.shared_supporting.get(language, ())) >= 4, language
+        assert len(pack.shared_negatives.get(language, ())) >= 7, language
+
+
+def _sentence_with(text: str, found: str) -> str:
+    start = text.index(found)
+    before = max(text.rfind(". ", 0, start), text.rfind("! ", 0, start))
+    end = text.find(". ", start + len(found))
+    return text[before + 2 if before >= 0 else 0 : end + 1 if end >= 0 else len(text)]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_decision_alone_decides_in_every_language(language: str, pack: RulePack) -> None:
+    """The sentence that states an acceptance or a rejection decides alone: no AI word, no
+    signature, no subject needed (the issue's biggest miss)."""
+    seen = 0
+    for name, entry in _manifest(language)["messages"].items():
+        if entry["kind"] not in ("objection_accepted", "objection_rejected"):
+            continue
+        msg = parse((LANG_DIR / language / name).read_bytes())
+        rule = next(r for r in pack.rules if r.id == f"{language}.{entry['kind']}")
+        assert rule.decisive, rule.id
+        assert not rule.all, f"{rule.id} must not require more than the decision"
+        from watcher.pipeline.rules import check_rule, match_subject
+
+        check = check_rule(rule, match_subject(msg), haystack(msg))
+        assert check.decisive is not None
+        assert check.decisive.found is not None, name
+        sentence = _sentence_with(haystack(msg), check.decisive.found)
+        alone = dataclasses.replace(msg, subject="", text=sentence, links=())
+        assert classify(alone, pack).kind == entry["kind"], f"{name}: {sentence!r}"
+        seen += 1
+    assert seen >= 2
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_a_notice_without_the_objection_is_no_policy_update(language: str, pack: RulePack) -> None:
+    """Remove every sentence naming the right to object or legitimate interests from a policy
+    notice: what is left speaks of AI use of data but offers nothing to object to, so it is
+    surfaced as unrecognized, never a policy notice to act on."""
+    rule = next(r for r in pack.rules if r.id == f"{language}.policy_update")
+    objection = rule.all[-1]
+    seen = 0
+    for name, entry in _manifest(language)["messages"].items():
+        if entry["kind"] != "policy_update":
+            continue
+        msg = parse((LANG_DIR / language / name).read_bytes())
+        sentences = re.split(r"(?<=[.!?])\s+", haystack(msg))
+        kept = [s for s in sentences if not any(p.pattern.search(s) for p in objection)]
+        assert len(kept) < len(sentences), name
+        bare = dataclasses.replace(msg, text=" ".join(kept), links=())
+        assert classify(bare, pack).kind == "unrecognized", name
+        seen += 1
+    assert seen >= 1

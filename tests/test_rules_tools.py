@@ -80,7 +80,7 @@ def _outcome(path: Path, pack: RulePack) -> object:
 # ---------------------------------------------------------------------- rules test
 
 
-def test_rules_test_explains_a_match_condition_by_condition(setup: Path) -> None:
+def test_rules_test_explains_a_match_by_its_evidence(setup: Path) -> None:
     done = cli(
         "rules",
         "test",
@@ -92,9 +92,16 @@ def test_rules_test_explains_a_match_condition_by_condition(setup: Path) -> None
     assert done.returncode == 0, done.stderr
     out = done.stdout
     assert "Result: objection_accepted, by rule de.objection_accepted" in out
-    assert "all[1]  true  '\\berkennen (?:deinen|Ihren) (?:Einspruch|Widerspruch) an\\b'" in out
+    # The decisive phrase that decided, the supporting evidence (own and shared) and the score.
+    assert "decisive  true  '\\berkennen (?:wir )?(?:deinen|Ihren|den|euren)" in out
     assert 'found "erkennen deinen Einspruch an"' in out
-    assert "none    true  no excluding phrase found" in out
+    assert "Why: objection_accepted by de.objection_accepted: decisive" in out
+    assert '(shared any) found "privacy/genai"' in out
+    assert "negatives none found" in out
+    score = int(out.split("Why: ")[1].split("(score ")[1].split(" ")[0])
+    assert score > 100  # a decision (100) plus supporting evidence
+    # Why the other rules of the language did not decide.
+    assert "de.policy_update (policy_update): 1 of 2 requirements hold; missing all[2]" in out
     assert "Platform:  instagram (sender domain mail.instagram.com)" in out
     assert "Authenticity: pass" in out
     assert "Counted: yes" in out
@@ -128,7 +135,7 @@ def test_rules_test_shows_the_closest_rules_and_what_they_missed(setup: Path) ->
     assert "Result: unrecognized" in out
     assert "Closest rules (what they missed):" in out
     closest = out.split("Closest rules (what they missed):")[1].split("To teach")[0]
-    assert "de.objection_accepted (objection_accepted, language de): 1 of 2" in closest
+    assert "de.objection_accepted (objection_accepted, language de): 0 of 1" in closest
     assert "Widerspruch) an" in closest  # the accepted phrases it would need
     assert "FALSE none of these phrases found in subject + body:" in closest
     assert "rules test FILE --rules my-rules.yaml" in out
@@ -164,11 +171,11 @@ def test_rules_test_explains_why_a_look_alike_rule_did_not_fire(setup: Path) -> 
     )
     out = done.stdout
     assert "Result: other" in out
-    assert "all[1]  true" in out
-    assert "can't accept your request" in out
-    assert "all[2]  FALSE" in out
-    assert "none    FALSE blocked by" in out
+    # The refusal names no objection, and the ban vetoes the rule anyway.
+    assert "decisive  FALSE none of these phrases found" in out
+    assert "negative  VETO" in out
     assert '"Your account has been disabled"' in out
+    assert '"Community Standards"' in out
 
 
 def test_rules_test_usage_errors_are_one_sentence_with_exit_2(setup: Path) -> None:
@@ -184,8 +191,11 @@ def test_rules_test_usage_errors_are_one_sentence_with_exit_2(setup: Path) -> No
 
 
 def test_explanation_agrees_with_classification_on_every_test_mail(pack: RulePack) -> None:
-    """explain() and classify() share one matcher: the rule explain names is the rule that
-    classified, and every rule classification tried before it really misses."""
+    """explain() and classify() share one matcher and one choice: the rule explain names is
+    the rule that classified, it fires, and no other rule classification tried ranks above it
+    (score, then kind order, then file order)."""
+    from watcher.pipeline.rules import rank
+
     paths = sorted(LANG.glob("*/*.eml")) + sorted(CORPUS.glob("*.eml"))
     for path in paths:
         outcome = process(
@@ -200,8 +210,9 @@ def test_explanation_agrees_with_classification_on_every_test_mail(pack: RulePac
             continue
         assert e.decided_by.check.rule.id == outcome.match.rule_id, path.name
         assert e.decided_by.matched
-        position = next(n for n, r in enumerate(e.reports) if r is e.decided_by)
-        assert not any(r.matched and not r.skipped for r in e.reports[:position]), path.name
+        best = rank(e.decided_by.check)
+        tried = [r for r in e.reports if r.matched and not r.skipped]
+        assert all(rank(r.check) <= best for r in tried), path.name
         assert render(e, path.name)  # renders without error
 
 
@@ -260,7 +271,10 @@ def test_rules_check_names_the_rule_id_and_key_of_every_problem(setup: Path) -> 
     assert "rule a.three, key phrases: unknown key" in text
     assert "rule a.four, key language" in text
     assert "put it in quotes" in text
-    assert "rule a.six, key (rule): a rule needs 'all' phrase groups or 'subject' phrases" in text
+    assert (
+        "rule a.six, key (rule): a rule needs 'decisive' phrases, 'all' phrase groups or "
+        "'subject' phrases" in text
+    )
     assert "rule a.five, key extract: extractor code needs a named group (?P<code>...)" in text
     done = cli("rules", "check", "--config", "config.yaml", bad, cwd=setup)
     assert done.returncode == 1

@@ -2,9 +2,10 @@
 `reclassify`. Registered on :data:`watcher.cli.main`; errors become one sentence and an exit
 code through :func:`watcher.cli.handle_errors`.
 
-* ``rules test FILE.eml`` / ``rules test --db ID``: which rule matched and why (every
-  condition true/false), what was extracted, the authenticity verdict, and for a miss the
-  closest rules and what they missed.
+* ``rules test FILE.eml`` / ``rules test --db ID``: which rule decided and why: every piece
+  of evidence found (decisive, supporting and negative phrases with the text they matched),
+  the score of each candidate rule and why the others lost or were vetoed; what was
+  extracted, the authenticity verdict, and for a miss the closest rules and what they missed.
 * ``rules check [FILE]``: validate a rules file (schema, regexes, duplicate ids, kinds), naming
   the rule id and key of each problem.
 * ``reclassify``: rerun the current rules on the unrecognized and suspicious mail whose raw
@@ -108,7 +109,7 @@ def rules_group() -> None:
     "rule_ids",
     multiple=True,
     metavar="ID",
-    help="Show this rule's conditions in full, whatever matched (repeatable).",
+    help="Show this rule's evidence in full, whatever decided (repeatable).",
 )
 @trusted_option
 @config_option
@@ -123,9 +124,10 @@ def rules_test(
     config_path: Path | None,
     verbose: int,
 ) -> None:
-    """Show which rule matches a mail and why: each condition true/false, what was extracted,
-    the authenticity verdict; for a mail no rule matched, the closest rules and what they
-    missed.
+    """Show which rule decides a mail and why: the evidence found (decisive, supporting and
+    negative phrases with the text they matched), each candidate rule's score and why it lost
+    or was vetoed, what was extracted, the authenticity verdict; for a mail no rule fired on,
+    the closest rules and what they missed.
 
     PATH is a .eml file (an mbox or Maildir works too: every message is explained). Codes are
     shown in full: you are at the terminal.

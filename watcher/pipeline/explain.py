@@ -1,10 +1,12 @@
-"""Why a mail got its kind: every rule condition with true/false, and the closest misses.
+"""Why a mail got its kind: the evidence every rule found, each candidate's score, the veto
+that stopped a rule, and for a miss the closest rules and what they missed.
 
 For the person whose mail was not recognised (``meta-watcher rules test``). Pure: it takes the
 :class:`~watcher.pipeline.Outcome` that :func:`~watcher.pipeline.process` produced and the
-:class:`~watcher.rules.RulePack`, and evaluates every rule with the same matcher
-(:func:`~watcher.rules.check_rule`) and the same language prefilter that classification uses,
-so the explanation and the classification cannot disagree.
+:class:`~watcher.rules.RulePack`, and evaluates every rule in full with the same matcher
+(:func:`~watcher.rules.check_rule`), the same choice (:func:`~watcher.rules.decide`) and the
+same language prefilter that classification uses, so the explanation and the classification
+cannot disagree.
 """
 
 from __future__ import annotations
@@ -15,24 +17,37 @@ from dataclasses import dataclass
 from watcher.kinds import KINDS, OTHER, UNRECOGNIZED
 from watcher.pipeline.process import Outcome
 from watcher.pipeline.rules import (
+    COMBINATION_SCORE,
+    DECISIVE_SCORE,
+    SUPPORTING_COUNTED,
+    SUPPORTING_SCORE,
+    Fallback,
+    Hit,
     LanguageScore,
     RuleCheck,
     RulePack,
+    TextSearch,
     account_of,
     check_rule,
+    decide,
+    fallback,
     gate_languages,
     haystack,
     language_scores,
+    links_text,
     match_subject,
     meta_claim,
+    named_platform,
     platform_of,
+    rank,
     rule_gated_out,
 )
 
 log = logging.getLogger(__name__)
 
 CLOSEST = 5  # how many near misses to show: a language's five kinds often tie
-_PHRASES_SHOWN = 4  # phrases listed for a failed group before "and N more"
+CANDIDATES = 12  # how many other candidate rules to list under the result
+_PHRASES_SHOWN = 4  # phrases listed for a failed requirement before "and N more"
 
 
 @dataclass(frozen=True)
@@ -40,8 +55,8 @@ class RuleReport:
     """One rule evaluated in full on the mail.
 
     ``skipped``: the language prefilter left it out (its language's stop words do not occur),
-    so classification never tried it. ``held``/``total``: phrase conditions (``subject`` and
-    ``all`` groups) that hold, of all; ``blocked``: a ``none`` phrase occurs.
+    so classification never tried it. ``held``/``total``: requirements (``subject``,
+    ``decisive``, ``all`` groups) that hold, of all; ``blocked``: a negative phrase vetoes it.
     """
 
     check: RuleCheck
@@ -52,8 +67,13 @@ class RuleReport:
 
     @property
     def matched(self) -> bool:
-        """True when every condition holds (whether or not classification tried it)."""
+        """True when the rule fires (whether or not classification tried it)."""
         return self.check.matched
+
+    @property
+    def evidence(self) -> int:
+        """Requirements held plus supporting phrases found: how much the rule saw."""
+        return self.held + len(self.check.supporting)
 
 
 @dataclass(frozen=True)
@@ -62,9 +82,10 @@ class Explanation:
 
     ``claim`` says why the sender presents itself as Meta (None: it does not, so no rule is
     tried). ``decided_by`` is the report of the rule that classified the mail (None for
-    ``unrecognized``/``other``); ``closest`` the best near misses when none did, or the
-    rules asked for by id. ``topic_phrase`` is the topic phrase that made a miss
-    ``unrecognized``. ``asked``: ``closest`` holds the rules asked for by id.
+    ``unrecognized``/``other``); ``candidates`` the other rules tried that found any
+    requirement, best first; ``closest`` the best near misses when no rule fired, or the
+    rules asked for by id (``asked``). ``fallback`` says why a miss is ``unrecognized`` or
+    ``other`` (the topic phrase, the shared veto).
     """
 
     outcome: Outcome
@@ -76,8 +97,14 @@ class Explanation:
     reports: tuple[RuleReport, ...]
     decided_by: RuleReport | None
     closest: tuple[RuleReport, ...]
-    topic_phrase: tuple[str, str] | None
+    fallback: Fallback | None
+    candidates: tuple[RuleReport, ...] = ()
     asked: bool = False
+
+    @property
+    def topic_phrase(self) -> tuple[str, str] | None:
+        """The topic phrase (and the text it matched) that made a miss ``unrecognized``."""
+        return self.fallback.topic if self.fallback is not None else None
 
 
 def explain(outcome: Outcome, pack: RulePack, rule_ids: tuple[str, ...] = ()) -> Explanation:
@@ -88,61 +115,83 @@ def explain(outcome: Outcome, pack: RulePack, rule_ids: tuple[str, ...] = ()) ->
     subject = match_subject(msg)
     scores = language_scores(text, pack)
     gate = gate_languages(scores)
+    search = TextSearch(text, links_text(msg))
     reports = tuple(
-        _report(check_rule(rule, subject, text, full=True), rule_gated_out(rule, pack, gate))
+        _report(
+            check_rule(rule, subject, text, full=True, search=search),
+            rule_gated_out(rule, pack, gate),
+        )
         for rule in pack.rules
     )
     by_id = {r.check.rule.id: r for r in reports}
     decided = by_id.get(outcome.match.rule_id or "")
+    tried = [r for r in reports if not r.skipped]
+    if decided is not None and decide(r.check for r in tried) is not decided.check:
+        decided = None  # classified through another path (a forwarded copy)
     if rule_ids:
         closest = tuple(by_id[i] for i in rule_ids if i in by_id)
     elif decided is None and outcome.match.claims_meta:
         closest = _closest(reports, gate)
     else:
         closest = ()
-    topic = None
-    if outcome.match.kind == UNRECOGNIZED:
-        for pattern in pack.topic:
-            found = pattern.search(text)
-            if found:
-                topic = (pattern.pattern, found.group(0))
-                break
+    candidates: tuple[RuleReport, ...] = ()
+    if decided is not None:
+        others = [r for r in tried if r is not decided and r.held]
+        candidates = tuple(sorted(others, key=_candidate_key)[:CANDIDATES])
+    why_missed = None
+    if outcome.match.claims_meta and outcome.match.kind not in KINDS:
+        why_missed = fallback(search, pack)
+    platform_why = platform_of(msg, text, pack)[1]
+    if not outcome.match.claims_meta:
+        named = named_platform(msg, pack)
+        platform_why = named[1] if named else "the sender names no platform"
     return Explanation(
         outcome=outcome,
         claim=meta_claim(msg, pack),
-        platform_why=platform_of(msg, text, pack)[1],
+        platform_why=platform_why,
         account_why=account_of(msg, text, pack)[1],
         languages=scores,
         gate=gate,
         reports=reports,
         decided_by=decided,
         closest=closest,
-        topic_phrase=topic,
+        fallback=why_missed,
+        candidates=candidates,
         asked=bool(rule_ids),
     )
 
 
 def _report(check: RuleCheck, skipped: bool) -> RuleReport:
-    phrases = [c for c in check.conditions if c.name != "none"]
-    held = sum(1 for c in phrases if c.ok)
-    blocked = any(c.name == "none" and not c.ok for c in check.conditions)
-    return RuleReport(check, skipped, held, len(phrases), blocked)
+    held = sum(1 for c in check.conditions if c.ok)
+    return RuleReport(check, skipped, held, len(check.conditions), bool(check.vetoes))
+
+
+def _candidate_key(report: RuleReport) -> tuple[int, int, int, int, int]:
+    """Fired rules first by rank, then vetoed ones, then the share of requirements held."""
+    score, priority, order = rank(report.check)
+    return (
+        0 if report.matched else 1 if report.held == report.total else 2,
+        -score,
+        -report.held * 100 // max(report.total, 1),
+        -priority,
+        -order,
+    )
 
 
 def _closest(
     reports: tuple[RuleReport, ...], gate: frozenset[str] | None
 ) -> tuple[RuleReport, ...]:
-    """The near misses: the largest share of their phrase conditions hold, rules of the mail's
-    languages first. A rule whose phrases all hold but a ``none`` phrase blocks is as close as
-    it gets."""
+    """The near misses: rules of the mail's languages first, then the largest share of their
+    requirements held, then the most supporting evidence. A rule whose requirements all hold
+    but a negative vetoes is as close as it gets."""
 
-    def key(item: tuple[int, RuleReport]) -> tuple[float, int, int, int]:
+    def key(item: tuple[int, RuleReport]) -> tuple[int, float, int, int]:
         n, r = item
         in_gate = 1 if gate is None or r.check.rule.language in gate else 0
-        return (-r.held / max(r.total, 1), -in_gate, -r.held, n)
+        return (-in_gate, -r.held / max(r.total, 1), -r.evidence, n)
 
     ranked = sorted(enumerate(reports), key=key)
-    return tuple(r for _, r in ranked[:CLOSEST] if r.held > 0)
+    return tuple(r for _, r in ranked[:CLOSEST] if r.evidence > 0)
 
 
 # ---------------------------------------------------------------------- text
@@ -163,6 +212,11 @@ def render(explanation: Explanation, label: str) -> str:
     lines.append(f"  Languages: {_languages(e)}")
     lines.append("")
     lines += _result(e)
+    if e.candidates:
+        lines.append("")
+        lines.append("Other candidate rules (why they did not decide):")
+        for report in e.candidates:
+            lines.append("  " + _candidate(report, e.decided_by))
     if e.closest:
         lines.append("")
         lines.append("Rules asked for:" if e.asked else "Closest rules (what they missed):")
@@ -186,7 +240,7 @@ def render(explanation: Explanation, label: str) -> str:
         lines.append("Extracted: nothing kept (values of a suspicious mail are not trusted)")
     else:
         lines.append("Extracted: nothing")
-    if match.claims_meta:
+    if match.claims_meta or match.platform:
         lines.append(f"Platform:  {match.platform} ({e.platform_why})")
     lines.append(f"Account:   {match.account or '(unknown)'} ({e.account_why})")
     lines.append("")
@@ -217,76 +271,136 @@ def _result(e: Explanation) -> list[str]:
             "Meta's words never counts."
         ]
     if e.decided_by is not None:
-        rule = e.decided_by.check.rule
+        report = e.decided_by
+        rule = report.check.rule
         flag = " SUSPICIOUS" if o.suspicious else ""
         lines = [
             f"Result: {match.kind}{flag}, by rule {rule.id} "
-            f"(language {rule.language}, confidence {rule.confidence}, from {rule.origin or '?'})"
+            f"(language {rule.language}, confidence {rule.confidence}, from {rule.origin or '?'})",
+            f"  Why: {_why(report)}",
         ]
-        lines += _conditions(e.decided_by, indent="  ")
-        position = next(n for n, r in enumerate(e.reports) if r is e.decided_by)
-        before = e.reports[:position]
-        tried = sum(1 for r in before if not r.skipped)
+        lines += _conditions(report, indent="  ")
+        fired = [r for r in e.candidates if r.matched]
+        vetoed = [r for r in e.candidates if r.blocked and r.held == r.total]
+        skipped = sum(1 for r in e.reports if r.skipped)
         lines.append(
-            f"  {tried} earlier rule(s) tried, none matched; "
-            f"{len(before) - tried} skipped by the language prefilter"
+            f"  {len(fired)} other rule(s) fired with a lower rank, {len(vetoed)} were vetoed; "
+            f"{skipped} skipped by the language prefilter"
         )
         return lines
     if match.kind in KINDS:
         # Classified through a path explain does not replay (e.g. a forwarded copy).
         return [f"Result: {match.kind} (rule {match.rule_id})"]
+    why = e.fallback
     if match.kind == UNRECOGNIZED:
-        phrase = e.topic_phrase
-        why = f": topic phrase {_q(phrase[0])} found {_found(phrase[1])}" if phrase else ""
+        topic = why.topic if why is not None else None
+        found = f": topic phrase {_q(topic[0])} found {_found(topic[1])}" if topic else ""
         return [
             "Result: unrecognized: a Meta mail about the objection or AI use of data, but no "
-            f"rule matched{why}. It is kept and shown; it changes no status."
+            f"rule fired{found}. It is kept and shown; it changes no status."
         ]
     assert match.kind == OTHER
+    if why is not None and why.veto is not None and why.topic is not None:
+        return [
+            f"Result: other: a Meta mail that no rule fired on; it names a topic phrase "
+            f"({_q(why.topic[0])} found {_found(why.topic[1])}) but {_hit(why.veto)} says it "
+            "is about something else (a ban, a login, ads, a product)."
+        ]
     return [
-        "Result: other: a Meta mail that no rule matched and that names none of the topic "
+        "Result: other: a Meta mail that no rule fired on and that names none of the topic "
         "phrases (objection, right to object, AI at Meta in any language)."
     ]
+
+
+def _why(report: RuleReport) -> str:
+    """One sentence: what decided and the score it came to."""
+    check = report.check
+    rule = check.rule
+    decisive = check.decisive
+    counted = min(len(check.supporting), SUPPORTING_COUNTED)
+    extra = f" + {counted} supporting x {SUPPORTING_SCORE}" if counted else ""
+    if decisive is not None and decisive.ok:
+        what = f"decisive {_q(decisive.phrase)} found {_found(decisive.found)}"
+        base = DECISIVE_SCORE
+    else:
+        groups = [c for c in check.conditions if c.name != "subject"]
+        what = f"every requirement holds ({', '.join(c.name for c in groups) or 'subject'})"
+        base = COMBINATION_SCORE
+    return (
+        f"{rule.kind} by {rule.id}: {what} (score {check.score} = {base}{extra}); "
+        "the highest score wins, ties go to the kind order, then file order"
+    )
+
+
+def _candidate(report: RuleReport, decided: RuleReport | None) -> str:
+    check = report.check
+    rule = check.rule
+    head = f"{rule.id} ({rule.kind}): "
+    if report.matched:
+        if decided is not None and check.score == decided.check.score:
+            return head + (
+                f"fired with the same score {check.score}; it loses the tie "
+                f"({'kind order' if rule.kind != decided.check.rule.kind else 'file order'})"
+            )
+        return head + f"fired with score {check.score}"
+    if report.blocked and report.held == report.total:
+        return head + f"vetoed by {_hit(check.vetoes[0])}"
+    missing = ", ".join(c.name for c in check.conditions if not c.ok)
+    return head + f"{report.held} of {report.total} requirements hold; missing {missing}"
 
 
 def _rule_block(report: RuleReport, indent: str) -> list[str]:
     rule = report.check.rule
     if report.matched:
-        state = "matches"
+        state = f"fires (score {report.check.score})"
     elif report.held == report.total:
-        state = "every phrase condition holds, but an excluding phrase blocks it"
+        state = "every requirement holds, but a negative vetoes it"
     else:
-        state = f"{report.held} of {report.total} phrase conditions hold"
+        state = f"{report.held} of {report.total} requirements hold"
     skipped = "; skipped by the language prefilter" if report.skipped else ""
     head = f"{indent}{rule.id} ({rule.kind}, language {rule.language}): {state}{skipped}"
     return [head, *_conditions(report, indent + "  ")]
 
 
 def _conditions(report: RuleReport, indent: str) -> list[str]:
-    rule = report.check.rule
+    """Every requirement true/false, every supporting phrase found, every negative found."""
+    check = report.check
+    rule = check.rule
     lines: list[str] = []
-    for cond in report.check.conditions:
+    for cond in check.conditions:
         word = "true " if cond.ok else "FALSE"
-        if cond.name == "none":
-            if cond.ok:
-                lines.append(f"{indent}none    {word} no excluding phrase found")
-            else:
-                blocker = f"blocked by {_q(cond.phrase)}, found {_found(cond.found)}"
-                lines.append(f"{indent}none    {word} {blocker}")
-            continue
         if cond.ok:
             lines.append(
-                f"{indent}{cond.name:<7} {word} {_q(cond.phrase)} found {_found(cond.found)}"
+                f"{indent}{cond.name:<9} {word} {_q(cond.phrase)} found {_found(cond.found)}"
             )
             continue
-        patterns = rule.subject if cond.name == "subject" else rule.all[int(cond.name[4:-1]) - 1]
-        where = "in the subject" if cond.name == "subject" else "in subject + body"
-        lines.append(f"{indent}{cond.name:<7} {word} none of these phrases found {where}:")
-        for pattern in patterns[:_PHRASES_SHOWN]:
-            lines.append(f"{indent}          {_q(pattern.pattern)}")
-        if len(patterns) > _PHRASES_SHOWN:
-            lines.append(f"{indent}          ... and {len(patterns) - _PHRASES_SHOWN} more")
+        if cond.name == "subject":
+            phrases, where = rule.subject, "in the subject"
+        elif cond.name == "decisive":
+            phrases, where = rule.decisive, "in subject + body"
+        else:
+            phrases, where = rule.all[int(cond.name[4:-1]) - 1], "in subject + body"
+        lines.append(f"{indent}{cond.name:<9} {word} none of these phrases found {where}:")
+        for phrase in phrases[:_PHRASES_SHOWN]:
+            lines.append(f"{indent}            {_q(phrase.written)}")
+        if len(phrases) > _PHRASES_SHOWN:
+            lines.append(f"{indent}            ... and {len(phrases) - _PHRASES_SHOWN} more")
+    for number, hit in enumerate(check.supporting):
+        points = f"+{SUPPORTING_SCORE}" if number < SUPPORTING_COUNTED else "+0"
+        lines.append(f"{indent}supporting {points:<4} {_hit(hit)}")
+    if check.vetoes:
+        for hit in check.vetoes:
+            lines.append(f"{indent}negative  VETO  {_hit(hit)}")
+    else:
+        lines.append(f"{indent}negatives none found")
+    if check.holds:
+        lines.append(f"{indent}score     {check.score}")
     return lines
+
+
+def _hit(hit: Hit) -> str:
+    where = "" if hit.phrase.where == "rule" else f" ({hit.phrase.where})"
+    return f"{_q(hit.phrase.written)}{where} found {_found(hit.found)}"
 
 
 def _q(pattern: str | None) -> str:

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from watcher.kinds import KINDS, OTHER
-from watcher.pipeline.authenticity import Verdict, authenticate
+from watcher.pipeline.authenticity import Verdict, authenticate, signed_view
 from watcher.pipeline.message import Message, parse
 from watcher.pipeline.rules import Match, RulePack, classify, domain_matches
 from watcher.sources.base import RawMessage, SourceKey
@@ -80,8 +80,11 @@ class Outcome:
 def process(raw: RawMessage, pack: RulePack, settings: Settings) -> Outcome:
     """Parse, classify and authenticate one message; never raises for any input bytes."""
     message = parse(raw.raw, settings.max_message_bytes, raw.size)
-    match = classify(message, pack)
-    forward = None if match.claims_meta else forwarded_meta_mail(message, pack)
+    # Only what the DKIM signature vouches for decides kind, fields and account (issue 12):
+    # a Subject outside its h= list is left out; the stored message keeps it for display.
+    signed = signed_view(message, settings.trusted_authserv_ids)
+    match = classify(signed, pack)
+    forward = None if match.claims_meta else forwarded_meta_mail(signed, pack)
     if forward is not None:
         match, quoted = forward
         verdict = Verdict(

@@ -1,23 +1,48 @@
 """rules.yaml -> compiled :class:`RulePack`; :func:`classify` turns a Message into a Match.
 
-Rules are data, not code: each rule has an ``id``, a ``kind``, a ``language``, phrase groups
-that must all match (``all``: every group needs one of its alternatives), phrases that must not
-(``none``), optional ``subject`` phrases, and named-group extractors (``code``,
-``effective_date``). Rules are tried in file order; the first that matches decides. Phrases are
-case-insensitive regular expressions matched against the subject and body with whitespace
-folded to single spaces and typographic apostrophes/quotes made ASCII.
+Rules are data, not code. Each rule has an ``id``, a ``kind``, a ``language`` and evidence:
 
-A mail that claims to come from Meta but matches no rule is ``unrecognized`` when it speaks
-about the objection or AI use of data (``topic`` phrases), else ``other``.
+* ``decisive`` phrases state the decision itself ("erkennen deinen Einspruch an", "will honour
+  your objection"); one found decides alone for a mail that claims to be Meta;
+* ``all`` phrase groups, every group needing one of its phrases, for kinds that are a
+  combination (a code word *and* the objection; AI at Meta *and* a right to object); a rule
+  with both needs both;
+* ``supporting`` phrases (the rule's own, plus the shared ones of its language under
+  ``evidence:``) raise the score and break ties between rules that fire;
+* ``negatives`` (and the older name ``none``, plus the shared negatives of its language) veto
+  the rule: an account ban or appeal, a login code, ads or subscription mail, conditionals
+  such as "If your objection is honoured";
+* ``subject`` phrases, when given, must match the Subject; ``extract`` reads ``code`` and
+  ``effective_date`` with named groups.
+
+Scoring (:func:`check_rule`): a rule fires when nothing vetoes it, its subject phrases (if any)
+and ``all`` groups hold, and a decisive phrase is found (if it has a list of them). A stated
+decision scores DECISIVE_SCORE, a rule without a decisive list that fires on its groups
+COMBINATION_SCORE, and each distinct supporting phrase found adds SUPPORTING_SCORE (at most
+SUPPORTING_COUNTED of them): so a decision always outweighs a combination. The highest score
+wins; a tie goes to the kind that comes first in KIND_PRIORITY, then to file order.
+
+Text and phrases are normalised the same way before matching (:func:`normalise`): Unicode NFC,
+typographic quotes and dashes made ASCII, soft hyphens and zero-width characters dropped,
+non-breaking spaces and runs of whitespace folded to one space, ß written ss, and US spellings
+turned British (honor/honour, center/centre, -ize/-ise), so one phrase covers its variants.
+Phrases are case-insensitive regular expressions (``(?-i:AI)`` makes a part case-sensitive).
+
+A mail that claims to come from Meta but fires no rule is ``unrecognized`` when it speaks about
+the objection or AI use of data (``topic`` phrases, Meta's privacy-team signatures, links to
+the Privacy Center's AI pages or the objection forms), unless a shared negative says it is
+about something else; otherwise it is ``other``.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
 import logging
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -41,12 +66,167 @@ log = logging.getLogger(__name__)
 
 EXTRACTORS = ("code", "effective_date")
 
+# Which kind wins a tie of scores. A code mail and a rejection may quote the objection, a
+# policy notice speaks of objections being honoured: the narrower kind comes first.
+KIND_PRIORITY: Mapping[str, int] = {
+    kind: number
+    for number, kind in enumerate(
+        (
+            "verification_code",
+            "objection_rejected",
+            "info_requested",
+            "objection_accepted",
+            "policy_update",
+        )
+    )
+}
+DECISIVE_SCORE = 100  # a decisive phrase found: the mail states the decision
+COMBINATION_SCORE = 60  # every `all` group holds (a rule without decisive phrases)
+SUPPORTING_SCORE = 4  # each distinct supporting phrase found
+SUPPORTING_COUNTED = 10  # at most this many count, so 10 x 4 < 100 - 60
+SHARED = "any"  # the `evidence:` entry that applies to every language
+
 _FLAGS = re.IGNORECASE | re.UNICODE
-_WS = re.compile(r"\s+")
 _WORD = re.compile(r"\w+")
-_ASCII_PUNCT = str.maketrans(
-    {"’": "'", "‘": "'", "‚": "'", "“": '"', "”": '"', "„": '"', "«": '"', "»": '"', "\u00a0": " "}
+
+# Typographic quotes and apostrophes, dashes and odd spaces -> ASCII; soft hyphens and
+# zero-width characters (inserted by editors and mailers inside words) -> nothing; ß -> ss
+# (Swiss Standard German writes ss, and "Grüße"/"Grüsse" must be one phrase).
+_QUOTES = {
+    "\u2018": "'",
+    "\u2019": "'",
+    "\u201a": "'",
+    "\u201b": "'",
+    "\u2032": "'",
+    "\u2039": '"',
+    "\u203a": '"',
+    "\u201c": '"',
+    "\u201d": '"',
+    "\u201e": '"',
+    "\u201f": '"',
+    "\u00ab": '"',
+    "\u00bb": '"',
+    "\u00df": "ss",
+    "\u1e9e": "SS",
+}
+_SPACES = dict.fromkeys(
+    ("\u00a0", "\u202f", "\u2007", "\u2009", "\u200a", "\u2002", "\u2003", "\u2004", "\u2005"),
+    " ",
 )
+_DASHES = dict.fromkeys(("\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2015", "\u2212"), "-")
+_INVISIBLE: dict[str, None] = dict.fromkeys(
+    ("\u00ad", "\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+)
+# Phrases are regular expressions: dashes stay as written (a class like [‐-] must not break).
+_PATTERN_TABLE = str.maketrans({**_QUOTES, **_SPACES, **_INVISIBLE})
+
+# US spellings -> British, for whole words only: never inside an address, a domain or a URL
+# path (the account is read from the same text). Phrases go through the same map, so
+# 'honou?r', 'honour' and 'honor' all match both spellings.
+_NOT_BEFORE = r"(?<![\w.@/\\-])"
+_NOT_AFTER = r"(?![\w@/-]|\.\w)"
+_US_UK = re.compile(
+    _NOT_BEFORE
+    + r"(?:(?P<our>(?:hono|favo|colo|behavio|neighbo|labo|humo|rumo|endeavo)r)"
+    + r"(?=(?:s|ed|ing|able|ably|ite|ites)?"
+    + _NOT_AFTER
+    + r")"
+    + r"|(?P<re>(?:cent|theat)er)(?=(?:s|ed)?"
+    + _NOT_AFTER
+    + r")"
+    + r"|(?P<ise>[a-z]{4,}[iy]z)(?=(?:e|es|ed|ing|er|ers|ation|ations)"
+    + _NOT_AFTER
+    + r")"
+    + r"|(?P<word>licen[sc]e[sd]?|programs?|inquir(?:y|ies)|catalogs?|dialogs?)"
+    + _NOT_AFTER
+    + r")",
+    re.IGNORECASE,
+)
+_WORDS_UK = {
+    "license": "licence",
+    "licenses": "licences",
+    "licensed": "licenced",
+    "program": "programme",
+    "programs": "programmes",
+    "inquiry": "enquiry",
+    "inquiries": "enquiries",
+    "catalog": "catalogue",
+    "catalogs": "catalogues",
+    "dialog": "dialogue",
+    "dialogs": "dialogues",
+}
+
+
+def _british(found: re.Match[str]) -> str:
+    word = found.group(0)
+    if found.lastgroup == "our":  # honor -> honour
+        return word[:-1] + ("U" if word[-2].isupper() else "u") + word[-1]
+    if found.lastgroup == "re":  # center -> centre
+        return word[:-2] + word[-1] + word[-2]
+    if found.lastgroup == "ise":  # recognize -> recognise
+        return word[:-1] + ("S" if word[-1] == "Z" else "s")
+    new = _WORDS_UK.get(word.lower(), word.lower())
+    if word.isupper():
+        return new.upper()
+    return new[0].upper() + new[1:] if word[0].isupper() else new
+
+
+_SPECIAL = re.compile("[" + "".join(sorted({**_QUOTES, **_SPACES, **_DASHES, **_INVISIBLE})) + "]")
+_SPECIAL_MAP: dict[str, str] = {
+    k: v or "" for k, v in {**_QUOTES, **_SPACES, **_DASHES, **_INVISIBLE}.items()
+}
+# Words the US/UK map can change: the map (a regex tried at every word) runs only when one
+# of these occurs in the lower-cased text.
+_US_UK_HINTS = (
+    "iz",
+    "yz",
+    "hono",
+    "favo",
+    "colo",
+    "havio",
+    "ghbor",
+    "labor",
+    "humor",
+    "rumor",
+    "deavor",
+    "center",
+    "theater",
+    "licens",
+    "program",
+    "inquir",
+    "catalog",
+    "dialog",
+)
+
+
+def _special(found: re.Match[str]) -> str:
+    return _SPECIAL_MAP[found.group(0)]
+
+
+def normalise(text: str) -> str:
+    """Return *text* as phrases see it: NFC; typographic quotes, apostrophes and dashes as
+    ASCII; soft hyphens and zero-width characters removed; non-breaking and other spaces,
+    and every run of whitespace, as one space (none at either end); ß as ss; US spellings as
+    British ones (whole words outside addresses and URLs). Case is kept: phrases match
+    case-insensitively.
+    """
+    if not text.isascii():
+        text = _SPECIAL.sub(_special, unicodedata.normalize("NFC", text))
+    text = " ".join(text.split())
+    lowered = text.lower()
+    if any(hint in lowered for hint in _US_UK_HINTS):
+        text = _US_UK.sub(_british, text)
+    return text
+
+
+def normalise_pattern(pattern: str) -> str:
+    """Return the phrase *pattern* (a regular expression) normalised like the text it is
+    matched against (see :func:`normalise`), so a phrase written with ß, typographic quotes
+    or a US spelling still matches. Regex syntax is left alone."""
+    pattern = unicodedata.normalize("NFC", pattern).translate(_PATTERN_TABLE)
+    # "\b" ends in a letter: hide it so "\bhonor" is seen as the word "honor".
+    hidden = pattern.replace("\\b", "\x00")
+    return _US_UK.sub(_british, hidden).replace("\x00", "\\b")
 
 
 class _Strict(BaseModel):
@@ -60,9 +240,10 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 @functools.cache
 def _compiled(pattern: str) -> re.Pattern[str]:
-    """Compile a rule phrase once per process: validation and the compiled pack share it
-    (the pack has more patterns than ``re``'s own cache of 512 keeps)."""
-    return re.compile(pattern, _FLAGS)
+    """Compile a rule phrase (normalised, see :func:`normalise_pattern`) once per process:
+    validation and the compiled pack share it (the pack has more patterns than ``re``'s own
+    cache of 512 keeps). Raises re.error."""
+    return re.compile(normalise_pattern(pattern), _FLAGS)
 
 
 def _compile_all(values: list[str], what: str) -> list[str]:
@@ -75,7 +256,7 @@ def _compile_all(values: list[str], what: str) -> list[str]:
 
 
 class RuleSpec(_Strict):
-    """One rule as written in rules.yaml."""
+    """One rule as written in rules.yaml (see the module docstring for the evidence model)."""
 
     id: str = Field(min_length=1)
     kind: Kind
@@ -84,11 +265,14 @@ class RuleSpec(_Strict):
     source: str = ""
     enabled: bool = True
     subject: list[str] = []
+    decisive: list[str] = []
     all: list[list[str]] = []
+    supporting: list[str] = []
+    negatives: list[str] = []
     none: list[str] = []
     extract: dict[str, str] = {}
 
-    @field_validator("subject", "none")
+    @field_validator("subject", "decisive", "supporting", "negatives", "none")
     @classmethod
     def _patterns(cls, values: list[str]) -> list[str]:
         return _compile_all(values, "phrase")
@@ -104,9 +288,11 @@ class RuleSpec(_Strict):
 
     @model_validator(mode="after")
     def _has_condition(self) -> RuleSpec:
-        # A rule with neither would match every mail that claims to be Meta.
-        if not self.subject and not self.all:
-            raise ValueError("a rule needs 'all' phrase groups or 'subject' phrases")
+        # A rule with none of these would match every mail that claims to be Meta.
+        if not self.subject and not self.all and not self.decisive:
+            raise ValueError(
+                "a rule needs 'decisive' phrases, 'all' phrase groups or 'subject' phrases"
+            )
         return self
 
     @field_validator("extract")
@@ -123,6 +309,18 @@ class RuleSpec(_Strict):
             if group not in compiled.groupindex:
                 raise ValueError(f"extractor {name} needs a named group (?P<{group}>...)")
         return values
+
+
+class EvidenceSpec(_Strict):
+    """Evidence shared by every rule of one language (or of all, under ``any``)."""
+
+    supporting: list[str] = []
+    negatives: list[str] = []
+
+    @field_validator("supporting", "negatives")
+    @classmethod
+    def _patterns(cls, values: list[str]) -> list[str]:
+        return _compile_all(values, "phrase")
 
 
 class PlatformSpec(_Strict):
@@ -162,6 +360,8 @@ class RulesFile(_Strict):
     topic: list[str] = []
     languages: dict[str, list[str]] = {}
     search_subject_words: list[str] = []
+    evidence: dict[str, EvidenceSpec] = {}
+    effective_date_cues: dict[str, list[str]] = {}
     rules: list[RuleSpec] = []
     disable: list[str] = []
 
@@ -170,25 +370,64 @@ class RulesFile(_Strict):
     def _phrases(cls, values: list[str]) -> list[str]:
         return _compile_all(values, "phrase")
 
+    @field_validator("effective_date_cues")
+    @classmethod
+    def _cues(cls, values: dict[str, list[str]]) -> dict[str, list[str]]:
+        for lang, cues in values.items():
+            _compile_all(cues, f"cue of {lang}")
+        return values
+
+
+@dataclass(frozen=True)
+class Phrase:
+    """One compiled phrase: ``written`` as in the rules file, ``pattern`` compiled from its
+    normalised form, ``where`` it comes from (``rule``, or ``shared <language>`` for
+    ``evidence:``)."""
+
+    written: str
+    pattern: re.Pattern[str]
+    where: str = "rule"
+
+    @property
+    def needs(self) -> tuple[tuple[str, ...], ...]:
+        """What a match must contain (see :func:`required_words`)."""
+        return required_words(self.pattern)
+
 
 @dataclass(frozen=True)
 class Rule:
-    """A compiled rule; see RuleSpec for the meaning of each field."""
+    """A compiled rule; see RuleSpec for the meaning of each field. ``supporting`` and
+    ``negatives`` hold the rule's own phrases first, then the shared ones of its language and
+    of ``any``; ``none`` phrases are among the negatives. ``order`` is the position in the
+    pack (ties of score and kind go to the lower)."""
 
     id: str
     kind: str
     language: str
     confidence: str
-    subject: tuple[re.Pattern[str], ...]
-    all: tuple[tuple[re.Pattern[str], ...], ...]
-    none: tuple[re.Pattern[str], ...]
+    subject: tuple[Phrase, ...]
+    decisive: tuple[Phrase, ...]
+    all: tuple[tuple[Phrase, ...], ...]
+    supporting: tuple[Phrase, ...]
+    negatives: tuple[Phrase, ...]
     extract: Mapping[str, re.Pattern[str]]
     origin: str = ""  # the rules file it comes from
+    order: int = 0
+
+    @property
+    def priority(self) -> int:
+        """The kind's place in KIND_PRIORITY (lower wins a tie of scores)."""
+        return KIND_PRIORITY.get(self.kind, len(KIND_PRIORITY))
 
 
 @dataclass(frozen=True)
 class RulePack:
-    """Everything classification needs, compiled once per process."""
+    """Everything classification needs, compiled once per process.
+
+    ``shared_negatives``/``shared_supporting``: the ``evidence:`` phrases per language (and
+    ``any``); ``date_cues``: per language, the phrases that precede an effective date
+    (``effective_date_cues:``, read by :func:`watcher.pipeline.dates.find_effective_date`).
+    """
 
     rules: tuple[Rule, ...]
     sender_domains: tuple[str, ...]
@@ -202,6 +441,15 @@ class RulePack:
     languages: Mapping[str, frozenset[str]]
     search_subject_words: tuple[str, ...]
     sources: tuple[Path, ...] = field(default=())
+    shared_supporting: Mapping[str, tuple[Phrase, ...]] = field(default_factory=dict)
+    shared_negatives: Mapping[str, tuple[Phrase, ...]] = field(default_factory=dict)
+    date_cues: Mapping[str, tuple[re.Pattern[str], ...]] = field(default_factory=dict)
+    # The rules the prefilter keeps, per set of gate languages (see gated_rules); filled as
+    # mails come, a few dozen entries at most. Not an __init__ field: dataclasses.replace()
+    # gives a new pack a new cache.
+    _gated: dict[frozenset[str] | None, tuple[Rule, ...]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
 
 @dataclass(frozen=True)
@@ -209,7 +457,8 @@ class Match:
     """What classification found: ``kind`` is one of KINDS, ``unrecognized`` or ``other``.
 
     ``claims_meta`` is True when the sender presents itself as Meta (real or look-alike
-    domain, or display name). ``fields`` holds extracted values: ``code`` (digits) and
+    domain, or display name). ``platform`` is the platform the mail is from or pretends to be
+    from (None when it names none). ``fields`` holds extracted values: ``code`` (digits) and
     ``effective_date`` (ISO date string, or None when the mail states none).
     """
 
@@ -313,18 +562,34 @@ def rules_file_problems(path: Path) -> list[str]:
     return problems
 
 
-def _c(patterns: list[str]) -> tuple[re.Pattern[str], ...]:
+def _c(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
     return tuple(_compiled(p) for p in patterns)
+
+
+def _phrases(patterns: Iterable[str], where: str = "rule") -> tuple[Phrase, ...]:
+    return tuple(Phrase(p, _compiled(p), where) for p in patterns)
+
+
+def _dedupe(phrases: Iterable[Phrase]) -> tuple[Phrase, ...]:
+    """Drop a phrase written again (the first, the rule's own, is kept)."""
+    seen: set[str] = set()
+    out: list[Phrase] = []
+    for phrase in phrases:
+        if phrase.written not in seen:
+            seen.add(phrase.written)
+            out.append(phrase)
+    return tuple(out)
 
 
 def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
     """Load the rule pack at *path*, then each user file in *user_paths*.
 
-    A user rule with the id of an earlier rule replaces it in place. A rule with a new id is
-    tried just before the shipped rules of its kind (after earlier user rules of that kind), so
-    the pack's kind order (codes, rejections, information requests, acceptances, policy
-    notices) still holds; with no rule of its kind it goes last. Ids listed under ``disable:``
-    (or rules with ``enabled: false``) are dropped. Raises RulesError.
+    A user rule with the id of an earlier rule replaces it in place. A rule with a new id goes
+    just before the shipped rules of its kind (after earlier user rules of that kind); with no
+    rule of its kind it goes last. The order only breaks exact ties of score and kind. Ids
+    listed under ``disable:`` (or rules with ``enabled: false``) are dropped. A user file's
+    ``topic``, ``evidence``, ``effective_date_cues``, ``languages`` and account phrases are
+    added to the pack's. Raises RulesError.
     """
     base = read_rules_file(path)
     if base.meta is None:
@@ -336,8 +601,13 @@ def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
     topic, account_phrases = list(base.topic), list(base.account_phrases)
     languages = {k: set(v) for k, v in base.languages.items()}
     search_words = list(base.search_subject_words)
+    supporting: dict[str, list[str]] = {}
+    negatives: dict[str, list[str]] = {}
+    cues: dict[str, list[str]] = {}
+    files = [base]
     for user_path in user_paths:
         extra = read_rules_file(user_path)
+        files.append(extra)
         for spec in extra.rules:
             if spec.id not in specs:
                 order.insert(_insert_at(order, specs, origin, path, spec.kind), spec.id)
@@ -349,23 +619,25 @@ def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
         search_words += extra.search_subject_words
         for lang, words in extra.languages.items():
             languages.setdefault(lang, set()).update(words)
+    for parsed in files:
+        for lang, evidence in parsed.evidence.items():
+            supporting.setdefault(lang, []).extend(evidence.supporting)
+            negatives.setdefault(lang, []).extend(evidence.negatives)
+        for lang, phrases in parsed.effective_date_cues.items():
+            cues.setdefault(lang, []).extend(phrases)
     unknown = sorted(disabled - set(specs))
     if unknown:
         log.warning("rules: disable names unknown rule id %s", ", ".join(unknown))
+    shared_supporting = {
+        lang: _dedupe(_phrases(p, f"shared {lang}")) for lang, p in supporting.items()
+    }
+    shared_negatives = {
+        lang: _dedupe(_phrases(p, f"shared {lang}")) for lang, p in negatives.items()
+    }
+    kept = [specs[i] for i in order if specs[i].enabled and i not in disabled]
     rules = tuple(
-        Rule(
-            id=s.id,
-            kind=s.kind,
-            language=s.language,
-            confidence=s.confidence,
-            subject=_c(s.subject),
-            all=tuple(_c(g) for g in s.all),
-            none=_c(s.none),
-            extract={k: _compiled(v) for k, v in s.extract.items()},
-            origin=str(origin[s.id]),
-        )
-        for s in (specs[i] for i in order)
-        if s.enabled and s.id not in disabled
+        _rule(s, n, str(origin[s.id]), shared_supporting, shared_negatives)
+        for n, s in enumerate(kept)
     )
     meta = base.meta
     return RulePack(
@@ -380,10 +652,46 @@ def load_rules(path: Path, user_paths: tuple[Path, ...] = ()) -> RulePack:
         ),
         default_platform=base.default_platform or next(iter(base.platforms), "facebook"),
         account_phrases=_c(account_phrases),
-        topic=_c(topic),
+        topic=_c(dict.fromkeys(topic)),
         languages={k: frozenset(w.lower() for w in v) for k, v in languages.items()},
         search_subject_words=tuple(dict.fromkeys(search_words)),
         sources=(path, *user_paths),
+        shared_supporting=shared_supporting,
+        shared_negatives=shared_negatives,
+        date_cues={lang: _c(dict.fromkeys(p)) for lang, p in cues.items()},
+    )
+
+
+def _rule(
+    spec: RuleSpec,
+    order: int,
+    origin: str,
+    supporting: Mapping[str, tuple[Phrase, ...]],
+    negatives: Mapping[str, tuple[Phrase, ...]],
+) -> Rule:
+    """Compile *spec*, adding the shared evidence of its language and of ``any``."""
+    shared = (spec.language, SHARED)
+    return Rule(
+        id=spec.id,
+        kind=spec.kind,
+        language=spec.language,
+        confidence=spec.confidence,
+        subject=_phrases(spec.subject),
+        decisive=_phrases(spec.decisive),
+        all=tuple(_phrases(g) for g in spec.all),
+        supporting=_dedupe(
+            (*_phrases(spec.supporting), *(p for s in shared for p in supporting.get(s, ())))
+        ),
+        negatives=_dedupe(
+            (
+                *_phrases(spec.none),
+                *_phrases(spec.negatives),
+                *(p for s in shared for p in negatives.get(s, ())),
+            )
+        ),
+        extract={k: _compiled(v) for k, v in spec.extract.items()},
+        origin=origin,
+        order=order,
     )
 
 
@@ -485,13 +793,22 @@ def claims_meta(msg: Message, pack: RulePack) -> bool:
 
 
 def haystack(msg: Message) -> str:
-    """Return the subject and body as one string for phrase matching (whitespace folded)."""
-    return _WS.sub(" ", f"{msg.subject} \n {msg.text}".translate(_ASCII_PUNCT))
+    """Return the subject and body as one normalised string for phrase matching (see
+    :func:`normalise`)."""
+    return normalise(f"{msg.subject} \n {msg.text}")
 
 
 def match_subject(msg: Message) -> str:
-    """Return the subject as ``subject`` phrases see it (typographic quotes made ASCII)."""
-    return msg.subject.translate(_ASCII_PUNCT)
+    """Return the subject as ``subject`` phrases see it (normalised like the body)."""
+    return normalise(msg.subject)
+
+
+def links_text(msg: Message) -> str:
+    """The mail's link targets as one string: supporting and topic phrases also look here
+    (a link to the Privacy Center's generative-AI page or an objection form is evidence even
+    when the text does not show the address). Negatives never do: a URL saying "login" is not
+    a login mail."""
+    return " ".join(msg.links[:200])
 
 
 def platform_of(msg: Message, text: str, pack: RulePack) -> tuple[str, str]:
@@ -517,13 +834,62 @@ def detect_platform(msg: Message, text: str, pack: RulePack) -> str:
     return platform_of(msg, text, pack)[0]
 
 
+# The sender line of a forwarded or quoted mail, as mail clients write it in the languages of
+# the pack ("From: Facebook", "De : Facebook <...>", "Von: Instagram", "> From: ..."), and of a
+# header block that ended up in the body (a header line the parser could not read).
+_QUOTED_FROM = re.compile(
+    r"^[ \t>*]{0,8}(?:from|de|von|da|van|från|fra|od|lähettäjä|από|feladó|expeditor|"
+    r"remetente|afzender|mittente|absender|remitente|nadawca|odesílatel|fra)"
+    r"[ \t]{0,3}:[ \t]{0,3}(?P<who>[^\n]{1,200})$",
+    re.IGNORECASE | re.MULTILINE,
+)
+_QUOTED_SCAN_CHARS = 20_000
+_QUOTED_LINES = 20
+
+
+def named_platform(msg: Message, pack: RulePack) -> tuple[str, str] | None:
+    """For a mail whose sender does not present itself as Meta: the platform that a quoted
+    sender line in its text names (a forwarded copy, a header block pushed into the body),
+    as (platform, why); None when no quoted sender names Meta. Informative only: such a mail
+    is ``other`` and moves no status, but the user sees which brand it uses."""
+    for number, found in enumerate(_QUOTED_FROM.finditer(msg.text, 0, _QUOTED_SCAN_CHARS)):
+        if number >= _QUOTED_LINES:
+            break
+        who = found.group("who")
+        addresses = re.findall(r"@([\w.-]+)", who)
+        for name, domains, names in pack.platforms:
+            if any(p.search(who) for p in names) or any(
+                domain_matches(a, domains) for a in addresses
+            ):
+                return name, f"a quoted sender line names it: {found.group(0).strip()[:80]!r}"
+        if any(p.search(who) for p in pack.claim_names) or any(
+            domain_matches(a, pack.sender_domains) for a in addresses
+        ):
+            return pack.default_platform, f"a quoted sender line names Meta: {who.strip()[:80]!r}"
+    return None
+
+
 def account_of(msg: Message, text: str, pack: RulePack) -> tuple[str | None, str]:
-    """Return (account, why): the address in Meta's footer ("This message was sent to ..."),
-    else the first Delivered-To/To/Cc address; None when there is none."""
+    """Return (account, why): the address in the last Meta footer ("This message was sent
+    to ...") of the body, else the first Delivered-To/X-Original-To/To/Cc address; None when
+    there is none.
+
+    Only the body counts (*text* is not used: it holds the subject, which a replayed mail can
+    carry forged, issue 12), and the last footer, the one Meta appends. A footer address that
+    no recipient header names (when there is any) gives None: the mail is a copy of someone
+    else's, and is not counted for anyone.
+    """
+    body = normalise(msg.text)
+    last: re.Match[str] | None = None
     for pattern in pack.account_phrases:
-        found = pattern.search(text)
-        if found:
-            return found.group("account").lower().rstrip(".,;"), "Meta's footer names it"
+        for found in pattern.finditer(body):
+            if last is None or found.start() > last.start():
+                last = found
+    if last is not None:
+        account = last.group("account").lower().rstrip(".,;")
+        if msg.recipients and account not in msg.recipients:
+            return None, f"Meta's footer names {account}, which no recipient header names"
+        return account, "Meta's footer names it"
     if msg.recipients:
         return msg.recipients[0], "first recipient header (no footer phrase found)"
     return None, "no footer phrase and no recipient header"
@@ -548,9 +914,7 @@ GATE_MIN_STOP_WORDS = 2
 
 def language_scores(text: str, pack: RulePack) -> dict[str, LanguageScore]:
     """Count each known language's stop words in *text* (case-insensitive, whole words)."""
-    counts: dict[str, int] = {}
-    for word in _WORD.findall(text.lower()):
-        counts[word] = counts.get(word, 0) + 1
+    counts = Counter(_WORD.findall(text.lower()))
     scores: dict[str, LanguageScore] = {}
     for lang, stop in pack.languages.items():
         found = [counts[w] for w in stop if w in counts]
@@ -578,10 +942,11 @@ def gate_languages(scores: Mapping[str, LanguageScore]) -> frozenset[str] | None
     A cheap prefilter that keeps a pack of many languages fast: a language counts when at least
     GATE_MIN_STOP_WORDS of its distinct stop words occur, and the best language always counts
     (mixed mails, e.g. a Spanish mail with Meta's English footer, keep both). None means no
-    stop word occurred at all, so every rule is tried.
+    stop word occurred at all, or too few to tell (fewer than GATE_MIN_STOP_WORDS distinct
+    ones of the best language: a one-sentence mail), so every rule is tried.
     """
     best = best_language(scores)
-    if best is None:
+    if best is None or scores[best].distinct < GATE_MIN_STOP_WORDS:
         return None
     chosen = {lang for lang, s in scores.items() if s.distinct >= GATE_MIN_STOP_WORDS}
     return frozenset(chosen | {best})
@@ -593,14 +958,167 @@ def rule_gated_out(rule: Rule, pack: RulePack, gate: frozenset[str] | None) -> b
     return gate is not None and rule.language in pack.languages and rule.language not in gate
 
 
+def gated_rules(pack: RulePack, gate: frozenset[str] | None) -> tuple[Rule, ...]:
+    """The rules of *pack* the prefilter keeps for *gate* (see :func:`rule_gated_out`), in
+    pack order; cached per gate."""
+    try:
+        return pack._gated[gate]
+    except KeyError:
+        kept = tuple(r for r in pack.rules if not rule_gated_out(r, pack, gate))
+        if len(pack._gated) < 512:  # a bound against unusual stop-word mixes
+            pack._gated[gate] = kept
+        return kept
+
+
+_MIN_NEED = 3  # shorter literals ("a ", "de") rule nothing out
+
+
+@functools.cache
+def required_words(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
+    """What any match of *pattern* must contain, case-folded: each entry is a tuple of
+    alternatives of which one must occur in the case-folded text. From the literal runs and
+    the alternations of literals that the pattern's top level (and its groups) requires;
+    ``()`` when it requires none (or cannot be read: then the regex alone decides).
+
+    A cheap prefilter: ``word in text.casefold()`` is a C substring search, a regex search of
+    a phrase starting with ``\b`` tries every position. Case folding is at least as lenient as
+    the IGNORECASE matching of ``re``, so the prefilter never rules out a real match.
+    """
+    try:
+        # The parser re itself uses (Python >= 3.11; not in the typing stubs).
+        _parser = importlib.import_module("re._parser")
+        _constants = importlib.import_module("re._constants")
+        tree = _parser.parse(pattern.pattern, pattern.flags)
+        literal, branch, group = _constants.LITERAL, _constants.BRANCH, _constants.SUBPATTERN
+    except Exception:  # noqa: BLE001 - a private module: without it, no prefilter
+        return ()
+
+    def leading(items: Any) -> str:
+        run = []
+        for op, av in items:
+            if op is not literal:
+                break
+            run.append(chr(av))
+        return "".join(run).strip()
+
+    def needs(items: Any) -> list[tuple[str, ...]]:
+        out: list[tuple[str, ...]] = []
+        run: list[str] = []
+
+        def flush() -> None:
+            word = "".join(run).strip()
+            if len(word) >= _MIN_NEED:
+                out.append((word.casefold(),))
+            run.clear()
+
+        for op, av in items:
+            if op is literal:
+                run.append(chr(av))
+                continue
+            flush()
+            if op is branch:
+                alternatives = [leading(b) for b in av[1]]
+                if all(len(a) >= _MIN_NEED for a in alternatives):
+                    out.append(tuple(dict.fromkeys(a.casefold() for a in alternatives)))
+            elif op is group:
+                out.extend(needs(av[3]))
+        flush()
+        return out
+
+    try:
+        return tuple(needs(tree))
+    except Exception:  # noqa: BLE001 - an unexpected tree shape: no prefilter
+        return ()
+
+
+_UNSEEN = object()  # a search not made yet (None is a search that found nothing)
+
+
+class TextSearch:
+    """The normalised *text* of one mail (and its *links*, see :func:`links_text`) with a
+    cache of phrase searches: the rules of one language share their evidence, so each shared
+    phrase is searched once per mail. A phrase whose required words (:func:`required_words`)
+    are missing from the text is not searched at all."""
+
+    __slots__ = ("_cache", "_folded", "_link_cache", "_links_folded", "_words", "links", "text")
+
+    def __init__(self, text: str, links: str = "") -> None:
+        self.text = text
+        self.links = links
+        self._folded = text.casefold()
+        self._links_folded = links.casefold()
+        # Keyed by id(): hashing a compiled pattern hashes its whole code. The patterns live
+        # in the pack (and _compiled's cache) for as long as this object does.
+        self._cache: dict[int, str | None] = {}
+        self._link_cache: dict[int, str | None] = {}
+        self._words: dict[str, bool] = {}  # required word -> occurs in the text
+
+    def _possible(self, pattern: re.Pattern[str]) -> bool:
+        """False when a word *pattern* requires is missing from the text."""
+        words, folded = self._words, self._folded
+        for alternatives in _needs(pattern):
+            for word in alternatives:
+                present = words.get(word)
+                if present is None:
+                    present = words[word] = word in folded
+                if present:
+                    break
+            else:
+                return False
+        return True
+
+    def match(self, pattern: re.Pattern[str]) -> re.Match[str] | None:
+        """The first match of *pattern* in the text (not cached), or None."""
+        return pattern.search(self.text) if self._possible(pattern) else None
+
+    def find(self, pattern: re.Pattern[str]) -> str | None:
+        """The text the first match of *pattern* covers, or None."""
+        key = id(pattern)
+        result = self._cache.get(key, _UNSEEN)
+        if result is _UNSEEN:
+            found = pattern.search(self.text) if self._possible(pattern) else None
+            result = self._cache[key] = found.group(0) if found else None
+        return result  # type: ignore[return-value]
+
+    def find_with_links(self, pattern: re.Pattern[str]) -> str | None:
+        """Like :meth:`find`, then in the link targets."""
+        result = self.find(pattern)
+        if result is not None or not self.links:
+            return result
+        key = id(pattern)
+        try:
+            return self._link_cache[key]
+        except KeyError:
+            link: str | None = None
+            if all(any(a in self._links_folded for a in alts) for alts in _needs(pattern)):
+                found = pattern.search(self.links)
+                link = found.group(0) if found else None
+            self._link_cache[key] = link
+            return link
+
+
+# required_words() by id() of the pattern; the entry holds the pattern too, so its id cannot
+# be reused by another object while the entry exists.
+_NEEDS: dict[int, tuple[re.Pattern[str], tuple[tuple[str, ...], ...]]] = {}
+
+
+def _needs(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
+    """required_words(*pattern*), looked up by identity (cheaper than hashing a pattern)."""
+    try:
+        return _NEEDS[id(pattern)][1]
+    except KeyError:
+        needs = required_words(pattern)
+        _NEEDS[id(pattern)] = (pattern, needs)
+        return needs
+
+
 @dataclass(frozen=True)
 class Condition:
-    """One condition of a rule, evaluated on one mail.
+    """One requirement of a rule, evaluated on one mail.
 
-    ``name`` is ``subject``, ``all[N]`` (1-based group) or ``none``. ``ok`` tells whether the
-    condition holds. ``phrase`` is the pattern that decided it (the subject or group phrase that
-    matched, or the ``none`` phrase that blocked), ``found`` the text it matched; both are None
-    when no phrase matched (a failed subject/group, a clean ``none``).
+    ``name`` is ``subject``, ``decisive`` or ``all[N]`` (1-based group). ``ok`` tells whether
+    it holds; ``phrase`` is the phrase (as written) that made it hold and ``found`` the text
+    it matched, both None when none did.
     """
 
     name: str
@@ -610,60 +1128,215 @@ class Condition:
 
 
 @dataclass(frozen=True)
+class Hit:
+    """A supporting or negative phrase found in a mail: the phrase and the text it matched."""
+
+    phrase: Phrase
+    found: str
+
+
+@dataclass(frozen=True)
 class RuleCheck:
-    """A rule evaluated on one mail: ``matched`` and the conditions evaluated, in order."""
+    """A rule evaluated on one mail.
+
+    ``conditions``: the requirements (subject, decisive, ``all`` groups) in that order;
+    ``vetoes``: the negative phrases found (the first only, unless evaluated in full);
+    ``supporting``: the distinct supporting phrases found (for a rule whose requirements
+    hold, or in full); ``score``: see the module docstring (0 when the requirements fail).
+    ``matched``: the rule fires (requirements hold, nothing vetoes).
+    """
 
     rule: Rule
     matched: bool
     conditions: tuple[Condition, ...]
+    vetoes: tuple[Hit, ...] = ()
+    supporting: tuple[Hit, ...] = ()
+    score: int = 0
+
+    @property
+    def holds(self) -> bool:
+        """True when every requirement holds (whether or not a negative vetoes)."""
+        return all(c.ok for c in self.conditions)
+
+    @property
+    def decisive(self) -> Condition | None:
+        """The decisive condition (None for a rule without decisive phrases)."""
+        return next((c for c in self.conditions if c.name == "decisive"), None)
 
 
 def _first_hit(
-    patterns: tuple[re.Pattern[str], ...], text: str
-) -> tuple[re.Pattern[str], re.Match[str]] | None:
-    for pattern in patterns:
-        found = pattern.search(text)
-        if found:
-            return pattern, found
+    phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None]
+) -> Condition | None:
+    for phrase in phrases:
+        found = search(phrase.pattern)
+        if found is not None:
+            return Condition("", True, phrase.written, found)
     return None
 
 
-def _condition(name: str, hit: tuple[re.Pattern[str], re.Match[str]] | None, ok: bool) -> Condition:
-    if hit is None:
-        return Condition(name, ok)
-    return Condition(name, ok, hit[0].pattern, hit[1].group(0))
+def _condition(
+    name: str, phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None]
+) -> Condition:
+    hit = _first_hit(phrases, search)
+    return Condition(name, False) if hit is None else Condition(name, True, hit.phrase, hit.found)
 
 
-def check_rule(rule: Rule, subject: str, text: str, full: bool = False) -> RuleCheck:
-    """Evaluate *rule*: a subject phrase (if any are given), every ``all`` group, no ``none``
-    phrase. Stops at the first failing condition unless *full* (for explanations)."""
+def _hits(
+    phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None], first: bool
+) -> tuple[Hit, ...]:
+    out: list[Hit] = []
+    for phrase in phrases:
+        found = search(phrase.pattern)
+        if found is not None:
+            out.append(Hit(phrase, found))
+            if first:
+                break
+    return tuple(out)
+
+
+def score_of(rule: Rule, conditions: tuple[Condition, ...], supporting: int) -> int:
+    """The score of *rule* with these evaluated *conditions* and *supporting* distinct
+    supporting phrases found (see the module docstring); 0 when a requirement fails."""
+    if not all(c.ok for c in conditions):
+        return 0
+    base = DECISIVE_SCORE if rule.decisive else COMBINATION_SCORE
+    return base + SUPPORTING_SCORE * min(supporting, SUPPORTING_COUNTED)
+
+
+def check_rule(
+    rule: Rule,
+    subject: str,
+    text: str,
+    full: bool = False,
+    *,
+    search: TextSearch | None = None,
+) -> RuleCheck:
+    """Evaluate *rule* on a mail's normalised *subject* and *text* (see :func:`haystack`).
+
+    Requirements in order: a subject phrase (if any are given), a decisive phrase (if any are
+    given), every ``all`` group; then the negatives, then the supporting phrases. Stops at the
+    first failing requirement or veto unless *full* (for explanations, which then also list
+    every negative found). *search* shares phrase searches between rules (and adds the link
+    targets for supporting phrases); by default a fresh one over *text*.
+    """
+    s = search if search is not None else TextSearch(text)
     conditions: list[Condition] = []
-    matched = True
+    holds = True
     if rule.subject:
-        hit = _first_hit(rule.subject, subject)
-        conditions.append(_condition("subject", hit, hit is not None))
-        matched = hit is not None
+        conditions.append(_condition("subject", rule.subject, lambda p: _search(p, subject)))
+        holds = conditions[-1].ok
+    if rule.decisive and (holds or full):
+        conditions.append(_condition("decisive", rule.decisive, s.find))
+        holds = holds and conditions[-1].ok
     for number, group in enumerate(rule.all, start=1):
-        if not matched and not full:
+        if not holds and not full:
             break
-        hit = _first_hit(group, text)
-        conditions.append(_condition(f"all[{number}]", hit, hit is not None))
-        matched = matched and hit is not None
-    if matched or full:
-        hit = _first_hit(rule.none, text)
-        conditions.append(_condition("none", hit, hit is None))
-        matched = matched and hit is None
-    return RuleCheck(rule, matched, tuple(conditions))
+        conditions.append(_condition(f"all[{number}]", group, s.find))
+        holds = holds and conditions[-1].ok
+    if not holds and not full:
+        return RuleCheck(rule, False, tuple(conditions))
+    vetoes = _hits(rule.negatives, s.find, first=not full)
+    if vetoes and not full:
+        return RuleCheck(rule, False, tuple(conditions), vetoes)
+    supporting = _hits(rule.supporting, s.find_with_links, first=False)
+    done = tuple(conditions)
+    score = score_of(rule, done, len(supporting))
+    return RuleCheck(rule, holds and not vetoes, done, vetoes, supporting, score)
+
+
+def _search(pattern: re.Pattern[str], text: str) -> str | None:
+    found = pattern.search(text)
+    return found.group(0) if found else None
+
+
+def requirements_hold(rule: Rule, subject: str, search: TextSearch) -> bool:
+    """The fast path of :func:`check_rule`: True when *rule*'s subject phrases (if any), a
+    decisive phrase (if it has any) and every ``all`` group are found; negatives and
+    supporting phrases are not looked at. Most rules fail here, without building a check."""
+    if rule.subject and not any(p.pattern.search(subject) for p in rule.subject):
+        return False
+    find = search.find
+    if rule.decisive:
+        for phrase in rule.decisive:
+            if find(phrase.pattern) is not None:
+                break
+        else:
+            return False
+    for group in rule.all:
+        for phrase in group:
+            if find(phrase.pattern) is not None:
+                break
+        else:
+            return False
+    return True
 
 
 def rule_matches(rule: Rule, subject: str, text: str) -> bool:
-    """Return True when *rule* matches (see :func:`check_rule`)."""
+    """Return True when *rule* fires on this normalised subject and text (see
+    :func:`check_rule`)."""
     return check_rule(rule, subject, text).matched
 
 
-def extract(rule: Rule, text: str, language: str) -> dict[str, str | None]:
-    """Run *rule*'s extractors over *text*; ``effective_date`` becomes an ISO date or None."""
-    from watcher.pipeline.dates import parse_date_phrase  # babel is heavy; only extraction needs it
+def rank(check: RuleCheck) -> tuple[int, int, int]:
+    """Sort key of a fired rule: higher score, then the kind's priority, then file order."""
+    return (check.score, -check.rule.priority, -check.rule.order)
+
+
+def decide(checks: Iterable[RuleCheck]) -> RuleCheck | None:
+    """The rule that decides among *checks*: the fired one with the best :func:`rank`."""
+    best: RuleCheck | None = None
+    for check in checks:
+        if check.matched and (best is None or rank(check) > rank(best)):
+            best = check
+    return best
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """Why a Meta mail that fired no rule is ``unrecognized`` or ``other``: ``topic`` is the
+    topic phrase found and the text it matched (None: none), ``veto`` the shared negative that
+    says the mail is about something else (None: none)."""
+
+    kind: str
+    topic: tuple[str, str] | None
+    veto: Hit | None
+
+
+def fallback(search: TextSearch, pack: RulePack) -> Fallback:
+    """Classify a Meta mail that fired no rule: ``unrecognized`` when a topic phrase occurs
+    (in the text or a link target) and no shared negative of any language does, else
+    ``other``. Every language's shared negatives count, so the verdict does not depend on the
+    language prefilter."""
+    topic = None
+    for pattern in pack.topic:
+        found = search.find_with_links(pattern)
+        if found is not None:
+            topic = (pattern.pattern, found)
+            break
+    if topic is None:
+        return Fallback(OTHER, None, None)
+    for phrases in pack.shared_negatives.values():
+        for phrase in phrases:
+            found = search.find(phrase.pattern)
+            if found is not None:
+                return Fallback(OTHER, topic, Hit(phrase, found))
+    return Fallback(UNRECOGNIZED, topic, None)
+
+
+def extract(
+    rule: Rule,
+    text: str,
+    language: str,
+    *,
+    sent_on: date | None = None,
+    cues: Mapping[str, tuple[re.Pattern[str], ...]] | None = None,
+) -> dict[str, str | None]:
+    """Run *rule*'s extractors over *text*: ``code`` (digits or None) and ``effective_date``
+    (ISO date or None). A policy notice always gets ``effective_date``: the rule's own
+    extractor when it finds a date, else :func:`watcher.pipeline.dates.find_effective_date` with the
+    pack's *cues* and the mail's Date (*sent_on*)."""
+    # babel is heavy; only extraction needs it.
+    from watcher.pipeline.dates import find_effective_date, parse_date_phrase
 
     out: dict[str, str | None] = {}
     for name, pattern in rule.extract.items():
@@ -675,6 +1348,9 @@ def extract(rule: Rule, text: str, language: str) -> dict[str, str | None]:
                 parse_date_phrase(found.group("date"), language) if found else None
             )
             out["effective_date"] = parsed.isoformat() if parsed else None
+    if rule.kind == "policy_update" and out.get("effective_date") is None:
+        found_date = find_effective_date(text, language, sent_on, cues or {})
+        out["effective_date"] = found_date.isoformat() if found_date else None
     return out
 
 
@@ -682,24 +1358,32 @@ def classify(msg: Message, pack: RulePack) -> Match:
     """Classify *msg* with *pack*; pure and never raises for any Message.
 
     Only mail that claims to come from Meta can get a privacy kind: a newsletter or a friend
-    quoting Meta's words is ``other``. Rules are tried in order, skipping those the language
-    prefilter (:func:`gate_languages`) rules out; the first match decides. Authenticity is
-    checked separately.
+    quoting Meta's words is ``other`` (its platform is the one a quoted sender line names, see
+    :func:`named_platform`). Every rule the language prefilter (:func:`gate_languages`) keeps
+    is evaluated; the fired rule with the best :func:`rank` decides. A Meta mail that fires
+    none goes to :func:`fallback`. Authenticity is checked separately.
     """
     claims = claims_meta(msg, pack)
     text = haystack(msg)
     account = detect_account(msg, text, pack)
     scores = language_scores(text, pack)
     if not claims:
-        return Match(OTHER, None, None, account, best_language(scores), False, {})
+        named = named_platform(msg, pack)
+        platform = named[0] if named else None
+        return Match(OTHER, None, platform, account, best_language(scores), False, {})
     platform = detect_platform(msg, text, pack)
     subject = match_subject(msg)
     gate = gate_languages(scores)
-    for rule in pack.rules:
-        if rule_gated_out(rule, pack, gate):
-            continue
-        if rule_matches(rule, subject, text):
-            fields = extract(rule, text, rule.language)
-            return Match(rule.kind, rule.id, platform, account, rule.language, True, fields)
-    kind = UNRECOGNIZED if any(p.search(text) for p in pack.topic) else OTHER
+    search = TextSearch(text, links_text(msg))
+    best = decide(
+        check_rule(rule, subject, text, search=search)
+        for rule in gated_rules(pack, gate)
+        if requirements_hold(rule, subject, search)
+    )
+    if best is not None:
+        rule = best.rule
+        sent_on = msg.date_at.date() if msg.date_at else None
+        fields = extract(rule, text, rule.language, sent_on=sent_on, cues=pack.date_cues)
+        return Match(rule.kind, rule.id, platform, account, rule.language, True, fields)
+    kind = fallback(search, pack).kind
     return Match(kind, None, platform, account, best_language(scores), True, {})

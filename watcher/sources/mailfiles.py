@@ -16,6 +16,7 @@ import hashlib
 import logging
 import mailbox
 import os
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,9 +29,19 @@ Loader = Callable[[], bytes]
 
 log = logging.getLogger(__name__)
 
+_UTF8_BOM = b"\xef\xbb\xbf"
+# "From  : John Doe" (white space before the colon, RFC 5322 §4.5.3) is a header field, not an
+# mbox From_ line.
+_OBS_FROM_FIELD = re.compile(rb"From[ \t]*:")
+# How much of a file tells its line ends: a CR-only file (classic Mac OS) has no LF in it.
+_PROBE_BYTES = 64 * 1024
+
 
 def kind_of(path: Path) -> str:
-    """Return ``maildir``, ``mbox`` or ``eml`` for *path*; raises ConfigError if unreadable."""
+    """Return ``maildir``, ``mbox`` or ``eml`` for *path*; raises ConfigError if unreadable.
+
+    A file is an mbox when it starts with "From " (after a UTF-8 byte-order mark, if any) and
+    that is not the obsolete header form "From  :" (RFC 5322 §4.5.3)."""
     if path.is_dir():
         if any((path / sub).is_dir() for sub in ("cur", "new")):
             return "maildir"
@@ -39,12 +50,13 @@ def kind_of(path: Path) -> str:
         )
     try:
         with path.open("rb") as handle:
-            head = handle.read(5)
+            head = handle.read(256)
     except FileNotFoundError:
         raise ConfigError(f"{display_path(path)} does not exist") from None
     except OSError as exc:
         raise ConfigError(f"{display_path(path)} cannot be read ({type(exc).__name__})") from None
-    return "mbox" if head == b"From " else "eml"
+    head = head.removeprefix(_UTF8_BOM)
+    return "mbox" if head.startswith(b"From ") and not _OBS_FROM_FIELD.match(head) else "eml"
 
 
 def _mtime(path: Path) -> datetime | None:
@@ -82,12 +94,64 @@ def _items(path: Path, source: str) -> Iterator[tuple[RawMessage, Loader]]:
         )
         return
     if kind == "mbox":
-        box = mailbox.mbox(path, create=False)
-        for index, key in enumerate(box.iterkeys(), start=1):
+        for index, message in enumerate(_mbox_messages(path), start=1):
             key_ = SourceKey.local(source, identity, f"{where}#{index}", index)
-            yield RawMessage(key_, box.get_bytes(key)), functools.partial(box.get_bytes, key)
+            yield RawMessage(key_, message), functools.partial(_mbox_message_at, path, index)
         return
     yield from _read_maildir(path, source, identity)
+
+
+def _mbox_messages(path: Path) -> Iterator[bytes]:
+    """The messages of the mbox file *path*, without their From_ lines, in file order.
+
+    An ordinary mbox is read with the ``mailbox`` package (one message in memory at a time). A
+    file that starts with a UTF-8 byte-order mark, or has CR-only line ends, is read whole and
+    split here: ``mailbox`` would lose the first message behind the mark, and read a CR-only
+    file as one line. Raises OSError when the file cannot be read.
+    """
+    with path.open("rb") as handle:
+        probe = handle.read(_PROBE_BYTES)
+    cr_only = b"\r" in probe and b"\n" not in probe
+    if not probe.startswith(_UTF8_BOM) and not cr_only:
+        box = mailbox.mbox(path, create=False)
+        for key in box.iterkeys():
+            yield box.get_bytes(key)
+        return
+    data = path.read_bytes().removeprefix(_UTF8_BOM)
+    if cr_only:
+        data = re.sub(rb"\r(?!\n)", b"\n", data)
+    yield from split_mbox(data)
+
+
+def _mbox_message_at(path: Path, index: int) -> bytes:
+    """The *index*-th (1-based) message of the mbox *path* again (for fetch_original); raises
+    MessageGoneError when the file no longer has that many."""
+    for number, message in enumerate(_mbox_messages(path), start=1):
+        if number == index:
+            return message
+    raise MessageGoneError(f"{display_path(path)} no longer has message {index}")
+
+
+def split_mbox(data: bytes) -> Iterator[bytes]:
+    """Split mbox *data* (LF or CRLF line ends) into messages like ``mailbox.mbox`` does: a
+    line starting with "From " starts a message and is not part of it, the empty line before
+    it ends the previous one, and anything before the first From_ line is no message."""
+    current: list[bytes] | None = None
+    for line in data.splitlines(keepends=True):
+        if line.startswith(b"From "):
+            if current is not None:
+                yield _without_separator(current)
+            current = []
+        elif current is not None:
+            current.append(line)
+    if current is not None:
+        yield _without_separator(current)
+
+
+def _without_separator(lines: list[bytes]) -> bytes:
+    if lines and lines[-1] in (b"\n", b"\r\n"):
+        lines = lines[:-1]
+    return b"".join(lines)
 
 
 def display_path(path: Path) -> str:

@@ -1,0 +1,414 @@
+"""Home Assistant over MQTT: publish each account's objection status with MQTT discovery.
+
+Standalone publisher (paho-mqtt 2, its own network thread); the daemon and the config wire it
+in. Nothing here blocks the caller: the publish methods only record the latest payload per
+topic and wake a sender thread, which publishes while connected. While the broker is away
+only the latest payload per topic is kept, and on every (re)connect everything known is
+published again, availability first, then discovery configs, then states. A broker that
+restarts without persistence therefore gets the whole picture back.
+
+Topics (``<node>`` is the sanitised node id, ``<obj>`` an object id from :func:`object_id`;
+every message is retained):
+
+==============================================  =============================================
+``meta_watcher/<node>/availability``            ``online`` / ``offline`` (also the last will,
+                                                so a watcher that dies shows as unavailable)
+``meta_watcher/<node>/<obj>/state``             status: ``notified``, ``code_received``,
+                                                ``accepted``, ``rejected``, ``info_requested``,
+                                                ``no_notice`` (none yet)
+``meta_watcher/<node>/<obj>/attributes``        JSON ``{"platform", "account", "status",
+                                                "since", "next_step", "effective_date",
+                                                "action_needed"}`` (dates ISO 8601 or null)
+``meta_watcher/<node>/<obj>/action_needed``     ``ON`` / ``OFF``
+``meta_watcher/<node>/code_<obj>/state``        the code as given (masked by the caller unless
+                                                the user set ``notify_codes``)
+``meta_watcher/<node>/code_<obj>/attributes``   JSON ``{"account", "code", "at"}``
+``<prefix>/sensor/<node>/<obj>/config``         discovery of the status sensor
+``<prefix>/binary_sensor/<node>/<obj>/config``  discovery of the "action needed" sensor
+                                                (device class ``problem``)
+``<prefix>/sensor/<node>/code_<obj>/config``    discovery of the latest-code sensor
+==============================================  =============================================
+
+Discovery configs follow Home Assistant's MQTT discovery
+(https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery): topic
+``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, payload with ``name``,
+``unique_id``, ``state_topic``, ``json_attributes_topic``, ``availability_topic`` and a
+``device`` block shared by all entities of one watcher.
+
+States go out with QoS 0 on purpose: paho re-sends unacknowledged QoS 1 messages after a
+reconnect, which could put an older state back after the newer one was republished; QoS 0
+over TCP plus "republish everything on connect" always converges on the latest state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import ssl
+import threading
+import uuid
+from datetime import date, datetime
+from importlib import metadata
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from paho.mqtt import client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+log = logging.getLogger(__name__)
+
+ONLINE = "online"
+OFFLINE = "offline"
+# Statuses after which nothing is left to do for the account (watcher/status.py).
+DONE_STATUSES = frozenset({"accepted"})
+NO_NOTICE = "no_notice"
+_UNSAFE = re.compile(r"[^a-z0-9_-]+")
+_MAX_ID = 64
+
+
+def object_id(*parts: str) -> str:
+    """A Home Assistant object id (``[a-z0-9_-]``, at most 71 characters) for *parts*
+    joined with ``_``: case-folded, every other run of characters replaced by ``_``; when
+    that changed anything, a 6-hex-digit hash of the folded text is appended so that
+    ``anna.b@x.org`` and ``anna_b@x.org`` stay apart. Stable across runs and versions
+    (Home Assistant keys its entities on it)."""
+    folded = "_".join(parts).casefold()
+    clean = _UNSAFE.sub("_", folded).strip("_")[:_MAX_ID] or "x"
+    if clean != folded:
+        digest = hashlib.blake2s(folded.encode("utf-8"), digest_size=3).hexdigest()
+        clean = f"{clean}_{digest}"
+    return clean
+
+
+def _iso(value: datetime | date | str | None) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    return value.isoformat()
+
+
+def _json(value: dict[str, Any]) -> bytes:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("meta-watcher")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+class HomeAssistantPublisher:
+    """Publish account statuses and code events to Home Assistant through an MQTT broker.
+
+    *url*: ``mqtt://host[:port]`` (default port 1883) or ``mqtts://host[:port]`` (TLS,
+    default 8883, certificate verified against the system CAs or *ca_file*). *username* /
+    *password*: the broker login (None for anonymous; user info in the URL is used when
+    these are None). *discovery_prefix*: Home Assistant's, ``homeassistant`` by default.
+    *client_id*: the MQTT client id (default ``meta-watcher-<node>-<random>``).
+    *node_id*: names this watcher in topics and unique ids (sanitised like object ids).
+    *min_backoff* / *max_backoff*: reconnect delay in seconds, doubling from min to max
+    (paho's ``reconnect_delay_set``).
+
+    Connecting starts at once in paho's network thread and never blocks; see
+    :attr:`connected` and :attr:`last_error`. Raises ValueError for a URL that is not
+    mqtt:// or mqtts:// with a host (the message never contains the password).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        username: str | None = None,
+        password: str | None = None,
+        *,
+        discovery_prefix: str = "homeassistant",
+        client_id: str | None = None,
+        node_id: str = "meta_watcher",
+        ca_file: str | None = None,
+        keepalive: int = 30,
+        min_backoff: int = 1,
+        max_backoff: int = 60,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts"):
+            raise ValueError(f"MQTT url must start with mqtt:// or mqtts://, not {parts.scheme}:")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError(f"MQTT url for {parts.hostname}: the port is not a number") from None
+        if not parts.hostname:
+            raise ValueError("MQTT url has no host name")
+        self.host = parts.hostname
+        self.tls = parts.scheme == "mqtts"
+        self.port = port or (8883 if self.tls else 1883)
+        if username is None and parts.username:
+            username = unquote(parts.username)
+            password = unquote(parts.password) if parts.password else password
+        self.node_id = object_id(node_id)
+        self.discovery_prefix = discovery_prefix.strip("/") or "homeassistant"
+        self.base_topic = f"meta_watcher/{self.node_id}"
+        self.availability_topic = f"{self.base_topic}/availability"
+        self.connected = False
+        self.last_error: str | None = None
+        self.connects = 0
+        self._device = {
+            "identifiers": [f"meta_watcher_{self.node_id}"],
+            "name": "Meta Watcher" if node_id == "meta_watcher" else f"Meta Watcher {node_id}",
+            "manufacturer": "meta-watcher",
+            "model": "Meta AI-training objection watcher",
+            "sw_version": _version(),
+        }
+        # Latest payload per topic (insertion order = publish order on reconnect) and the
+        # topics still to send; both guarded by _changed.
+        self._latest: dict[str, tuple[bytes, bool]] = {self.availability_topic: (b"online", True)}
+        self._dirty: dict[str, None] = {}
+        self._changed = threading.Condition()
+        self._stopping = False
+
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=client_id or f"meta-watcher-{self.node_id}-{uuid.uuid4().hex[:6]}",
+            protocol=MQTTProtocolVersion.MQTTv311,
+            clean_session=True,
+        )
+        if username is not None:
+            client.username_pw_set(username, password)
+        if self.tls:
+            context = ssl.create_default_context(cafile=ca_file)
+            context.minimum_version = ssl.TLSVersion.TLSv1_2
+            client.tls_set_context(context)
+        client.will_set(self.availability_topic, OFFLINE, qos=1, retain=True)
+        client.reconnect_delay_set(min_backoff, max_backoff)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        client.on_connect_fail = self._on_connect_fail
+        self._client = client
+        self._sender = threading.Thread(target=self._send_loop, name="mqtt-publisher", daemon=True)
+        self._sender.start()
+        client.connect_async(self.host, self.port, keepalive=keepalive)
+        client.loop_start()
+
+    # ------------------------------------------------------------------ topics
+
+    def account_topics(self, platform: str, account: str) -> dict[str, str]:
+        """The topics of one (platform, account): ``state``, ``attributes``,
+        ``action_needed``, ``sensor_config``, ``binary_sensor_config``."""
+        obj = object_id(platform, account)
+        base = f"{self.base_topic}/{obj}"
+        return {
+            "state": f"{base}/state",
+            "attributes": f"{base}/attributes",
+            "action_needed": f"{base}/action_needed",
+            "sensor_config": f"{self.discovery_prefix}/sensor/{self.node_id}/{obj}/config",
+            "binary_sensor_config": (
+                f"{self.discovery_prefix}/binary_sensor/{self.node_id}/{obj}/config"
+            ),
+        }
+
+    def code_topics(self, account: str) -> dict[str, str]:
+        """The topics of an account's latest code: ``state``, ``attributes``, ``config``."""
+        obj = "code_" + object_id(account)
+        base = f"{self.base_topic}/{obj}"
+        return {
+            "state": f"{base}/state",
+            "attributes": f"{base}/attributes",
+            "config": f"{self.discovery_prefix}/sensor/{self.node_id}/{obj}/config",
+        }
+
+    def _entity(self, name: str, unique: str, state: str, attributes: str) -> dict[str, Any]:
+        return {
+            "name": name,
+            "unique_id": f"meta_watcher_{self.node_id}_{unique}",
+            "state_topic": state,
+            "json_attributes_topic": attributes,
+            "availability_topic": self.availability_topic,
+            "payload_available": ONLINE,
+            "payload_not_available": OFFLINE,
+            "device": self._device,
+            "origin": {"name": "meta-watcher", "sw_version": self._device["sw_version"]},
+        }
+
+    # ------------------------------------------------------------------ publishing
+
+    def publish_account(
+        self,
+        platform: str,
+        account: str,
+        status: str | None,
+        since: datetime | date | None,
+        next_step: str | None,
+        effective_date: date | datetime | None,
+        *,
+        action_needed: bool | None = None,
+    ) -> str:
+        """Publish one account's status; returns its object id. Never blocks.
+
+        *status* None means no privacy mail yet (state ``no_notice``). *action_needed*
+        defaults to "status is not accepted". Publishes (retained) the sensor and binary
+        sensor discovery configs, the state, the attributes JSON and ``ON``/``OFF``.
+        """
+        topics = self.account_topics(platform, account)
+        obj = object_id(platform, account)
+        state = status or NO_NOTICE
+        needed = state not in DONE_STATUSES if action_needed is None else action_needed
+        label = f"{platform.capitalize()} {account}"
+        sensor = self._entity(label, f"{obj}_status", topics["state"], topics["attributes"])
+        sensor["icon"] = "mdi:shield-account-outline"
+        binary = self._entity(
+            f"{label} action needed",
+            f"{obj}_action_needed",
+            topics["action_needed"],
+            topics["attributes"],
+        )
+        binary.update(device_class="problem", payload_on="ON", payload_off="OFF")
+        attributes = {
+            "platform": platform,
+            "account": account,
+            "status": state,
+            "since": _iso(since),
+            "next_step": next_step,
+            "effective_date": _iso(effective_date),
+            "action_needed": needed,
+        }
+        self._put(
+            [
+                (topics["sensor_config"], _json(sensor)),
+                (topics["binary_sensor_config"], _json(binary)),
+                (topics["attributes"], _json(attributes)),
+                (topics["state"], state.encode("utf-8")),
+                (topics["action_needed"], b"ON" if needed else b"OFF"),
+            ]
+        )
+        return obj
+
+    def publish_code_event(self, account: str, masked_code: str, at: datetime) -> None:
+        """Publish the latest verification-code mail of *account* (received *at*). The
+        caller masks the code (``73••46``) unless the user asked for codes in clear
+        (``notify_codes``). Never blocks."""
+        topics = self.code_topics(account)
+        obj = "code_" + object_id(account)
+        config = self._entity(f"Meta code {account}", obj, topics["state"], topics["attributes"])
+        config["icon"] = "mdi:numeric"
+        self._put(
+            [
+                (topics["config"], _json(config)),
+                (
+                    topics["attributes"],
+                    _json({"account": account, "code": masked_code, "at": _iso(at)}),
+                ),
+                (topics["state"], masked_code.encode("utf-8")),
+            ]
+        )
+
+    def forget_account(self, platform: str, account: str) -> None:
+        """Remove an account's entities from Home Assistant (empty retained configs and
+        states, which also clears them on the broker). Never blocks."""
+        self._put([(topic, b"") for topic in self.account_topics(platform, account).values()])
+
+    def _put(self, items: list[tuple[str, bytes]]) -> None:
+        with self._changed:
+            for topic, payload in items:
+                if self._latest.get(topic) == (payload, True):
+                    continue
+                self._latest[topic] = (payload, True)
+                self._dirty[topic] = None
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ the sender thread
+
+    def _send_loop(self) -> None:
+        while True:
+            with self._changed:
+                while not self._stopping and not (self.connected and self._dirty):
+                    self._changed.wait(timeout=1.0)  # bounded: the flags are re-read
+                if not (self.connected and self._dirty):
+                    return  # stopping, nothing that can be sent
+                # On close, what was published just before still goes out (then offline).
+                last = self._stopping
+                batch = [(t, self._latest[t]) for t in self._dirty]
+                self._dirty.clear()
+            for n, (topic, (payload, retain)) in enumerate(batch):
+                info = self._client.publish(topic, payload, qos=0, retain=retain)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    # Lost the connection meanwhile: keep what is left for the next connect.
+                    with self._changed:
+                        for left, _payload in batch[n:]:
+                            self._dirty.setdefault(left, None)
+                        self._changed.wait(timeout=0.2)
+                    break
+            if last:
+                return
+
+    # ------------------------------------------------------------------ paho callbacks
+
+    def _on_connect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.ConnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        if reason.is_failure:
+            self._note_error(f"the broker refused the connection: {reason}")
+            return
+        log.info("MQTT: connected to %s:%d", self.host, self.port)
+        with self._changed:
+            self.connected = True
+            self.connects += 1
+            self.last_error = None
+            # Everything again, in first-publish order (availability first): the broker may
+            # have restarted without its retained messages.
+            self._dirty = dict.fromkeys(self._latest)
+            self._changed.notify_all()
+
+    def _on_disconnect(
+        self,
+        client: mqtt.Client,
+        userdata: Any,
+        flags: mqtt.DisconnectFlags,
+        reason: ReasonCode,
+        properties: Properties | None,
+    ) -> None:
+        with self._changed:
+            was = self.connected
+            self.connected = False
+        if was and not self._stopping:
+            self._note_error(f"connection lost ({reason}); reconnecting")
+
+    def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        self._note_error("cannot connect; retrying with backoff")
+
+    def _note_error(self, text: str) -> None:
+        # Logged when the reason changes, not at every retry of the backoff.
+        if text != self.last_error:
+            log.warning("MQTT %s:%d: %s", self.host, self.port, text)
+        self.last_error = text
+
+    # ------------------------------------------------------------------ shutdown
+
+    def close(self, timeout: float = 3.0) -> None:
+        """Publish ``offline`` (retained, QoS 1, waited for up to *timeout* seconds when
+        connected), disconnect cleanly and stop the threads. A clean disconnect suppresses
+        the last will, hence the explicit ``offline``."""
+        with self._changed:
+            self._stopping = True
+            self._latest[self.availability_topic] = (OFFLINE.encode(), True)
+            self._changed.notify_all()
+        self._sender.join(timeout)
+        if self.connected:
+            info = self._client.publish(self.availability_topic, OFFLINE, qos=1, retain=True)
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(timeout)
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def __enter__(self) -> HomeAssistantPublisher:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
