@@ -2,21 +2,27 @@
 
 The daemon always runs as a real `python -m watcher run` process, so signals (SIGTERM,
 SIGKILL) hit it exactly as docker or systemd would.
+Other commands run in process through :func:`run_in_process` (click's CliRunner) unless the test
+is about the process itself.
 """
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+from click.testing import CliRunner, Result
 
 CORPUS = Path(__file__).resolve().parent / "corpus"
 REPO = Path(__file__).resolve().parent.parent
@@ -121,6 +127,47 @@ def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         check=False,
         cwd=REPO,
     )
+
+
+def run_in_process(
+    *args: str | Path,
+    env: Mapping[str, str | None] | None = None,
+    cwd: Path | None = None,
+    stdin: str | None = None,
+    expect: int | None = 0,
+) -> Result:
+    """`meta-watcher ARGS` in this process (click's CliRunner): exit code, stdout and stderr as
+    a user sees them, without the ~0.3 s a new interpreter costs. For commands that need no real
+    process (signals, locks and the real exit status are for :func:`cli` and DaemonProcess).
+
+    *env* is laid over the test's environment (a value of None removes the variable;
+    ``META_WATCHER_CONFIG`` is always removed, as in :func:`cli`); *cwd* is the working folder
+    for the call. A bug (an exception that is not SystemExit) propagates with its traceback.
+    With *expect* set, a different exit code fails the test, showing the output.
+    """
+    from watcher.cli import main
+
+    # The command points the root logger at the runner's stderr; put the test's handlers back.
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        with contextlib.chdir(cwd or Path.cwd()):
+            result = CliRunner().invoke(
+                main,
+                [str(a) for a in args],
+                env={"META_WATCHER_CONFIG": None, **(env or {})},
+                input=stdin,
+                catch_exceptions=False,
+            )
+    finally:
+        root.handlers[:] = handlers
+        root.setLevel(level)
+    if expect is not None:
+        assert result.exit_code == expect, (
+            f"meta-watcher {' '.join(map(str, args))}: exit {result.exit_code}, not {expect}\n"
+            f"{result.stdout}\n{result.stderr}"
+        )
+    return result
 
 
 class DaemonProcess:

@@ -111,7 +111,9 @@ def test_gmail_init_takes_the_oauth2_preset_and_trusts_googles_authserv_id(
 
 
 def test_unknown_domain_asks_for_host_and_port_and_the_password_source(tmp_path: Path) -> None:
-    answers = "me@example.org\nmail.example.org\n143\nenv\nMAIL_PASSWORD\n"
+    # host, port, user name (empty: the address), password source; the certificate check
+    # cannot reach mail.example.org and says so.
+    answers = "me@example.org\nmail.example.org\n143\n\nenv\nMAIL_PASSWORD\n"
     done = mw(tmp_path, "init", "--security", "starttls", stdin=answers)
     assert "no preset for example.org" in done.stdout
     (account,) = yaml.safe_load(config_path(tmp_path).read_text())["accounts"]
@@ -119,6 +121,8 @@ def test_unknown_domain_asks_for_host_and_port_and_the_password_source(tmp_path:
     assert account["port"] == 143
     assert account["security"] == "starttls"
     assert account["password_env"] == "MAIL_PASSWORD"
+    assert account["username"] == "me@example.org"
+    assert "Could not check the TLS certificate of mail.example.org:143" in done.stdout
 
 
 def test_outlook_without_a_client_id_and_no_terminal_names_the_flag(tmp_path: Path) -> None:

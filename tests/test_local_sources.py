@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import mailbox
-import os
-import subprocess
-import sys
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import Result
+from daemonproc import run_in_process
 from test_corpus import CORPUS, MANIFEST
 
 from watcher.errors import ConfigError
@@ -18,15 +19,9 @@ from watcher.sources.mailfiles import kind_of, read_source
 NAMES = sorted(MANIFEST["messages"])
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "watcher", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        env=env,
-        check=False,
-    )
+def run_cli(*args: str, env: Mapping[str, str | None] | None = None) -> Result:
+    """`meta-watcher ARGS` in this process, *env* laid over the test's environment."""
+    return run_in_process(*args, env=env, expect=None)
 
 
 def make_mbox(path: Path) -> None:
@@ -71,7 +66,7 @@ def test_scan_mbox_json_labels_each_message_with_its_position(tmp_path: Path) ->
     done = run_cli(
         "scan", "--json", "--trusted-authserv-id", "mx.home.example", str(tmp_path / "export.mbox")
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     records = [json.loads(line) for line in done.stdout.splitlines()]
     assert [r["source"].rsplit("#", 1)[1] for r in records] == [str(i) for i in range(1, 27)]
     kinds = [r["kind"] for r in records]
@@ -84,7 +79,7 @@ def test_scan_with_db_records_like_run(tmp_path: Path) -> None:
     db = tmp_path / "scan.sqlite3"
     files = [str(CORPUS / n) for n in NAMES]
     done = run_cli("scan", "--db", str(db), "--trusted-authserv-id", "mx.home.example", *files)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     config = tmp_path / "c.yaml"
     config.write_text(f"database: {db}\n", encoding="utf-8")
     status = json.loads(run_cli("status", "--json", "--config", str(config)).stdout)
@@ -92,11 +87,9 @@ def test_scan_with_db_records_like_run(tmp_path: Path) -> None:
 
 
 def test_demo_mode_runs_on_the_bundled_example_mailbox(tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k != "META_WATCHER_CONFIG"}
-    env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
-    env["XDG_DATA_HOME"] = str(tmp_path / "data")
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_DATA_HOME": str(tmp_path / "data")}
     first = run_cli("run", "--once", env=env)
-    assert first.returncode == 0, first.stderr
+    assert first.exit_code == 0, first.stderr
     assert "bundled example mailbox" in first.stderr
     assert (tmp_path / "data" / "meta-watcher" / "demo.sqlite3").exists()
     table = run_cli("status", env=env).stdout
@@ -110,8 +103,26 @@ def test_demo_mode_runs_on_the_bundled_example_mailbox(tmp_path: Path) -> None:
     assert len(log) == 7
 
 
-def test_every_command_has_help_text() -> None:
-    from watcher.cli import main
+def _commands(command: click.Command, path: str) -> Iterator[tuple[str, click.Command]]:
+    """*command* and, for a group, every command under it, each with its full name."""
+    yield path, command
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            yield from _commands(sub, f"{path} {name}")
 
-    for name, command in main.commands.items():
-        assert command.help, f"command {name} has no help text"
+
+def test_every_command_and_option_has_help_text() -> None:
+    from watcher.cli import COMMANDS, main
+
+    found = dict(_commands(main, "meta-watcher"))
+    # Every registered command is listed, subcommands of groups (rules test, ...) included.
+    assert {f"meta-watcher {name}" for name in COMMANDS} <= found.keys()
+    assert "meta-watcher rules test" in found
+    for name, command in found.items():
+        assert (command.help or "").strip(), f"{name} has no help text"
+        for param in command.params:
+            if isinstance(param, click.Option) and not param.hidden:
+                assert param.help, f"{name} {param.opts[0]} has no help text"
+        # The help page renders (a broken docstring or option would raise here).
+        shown = " ".join(run_in_process(*name.split()[1:], "--help").stdout.split())
+        assert " ".join((command.help or "").split()[:5]) in shown, name

@@ -1,4 +1,4 @@
-"""The Home Assistant MQTT publisher (watcher/mqtt.py) against a real Mosquitto on 127.0.0.1
+"""The Home Assistant MQTT publisher (watcher/notify/mqtt.py) against a real Mosquitto on 127.0.0.1
 (tests/mosquitto.py), observed by a subscriber that follows discovery configs the way Home
 Assistant does: discovery configs retained, states and attributes, availability through the
 last will (publisher killed with SIGKILL) and close(), a broker that is down never blocks a
@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from mosquitto import HomeAssistantListener, MosquittoBroker
 
-from watcher.mqtt import HomeAssistantPublisher, object_id
+from watcher.notify.mqtt import HomeAssistantPublisher, object_id
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -173,7 +173,7 @@ def test_last_will_when_the_publisher_is_killed(
 ) -> None:
     script = (
         "import time\n"
-        "from watcher.mqtt import HomeAssistantPublisher\n"
+        "from watcher.notify.mqtt import HomeAssistantPublisher\n"
         f"p = HomeAssistantPublisher({broker.url!r}, node_id='doomed')\n"
         f"p.publish_account('facebook', {ACCOUNT!r}, 'notified', None, 'object', None)\n"
         "time.sleep(60)\n"

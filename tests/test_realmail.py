@@ -151,6 +151,15 @@ def test_the_labelled_meta_files_are_all_there(scanned: list[Scanned]) -> None:
     assert names == set(labels)
 
 
+# Labels we believe are wrong (never edited; the closing note of issue 10 says why). For these
+# the test pins what meta-watcher says instead, so a change is still noticed.
+#   sample-427: "Fuckbook" <dating@facebook.com>: the label says no platform, but the From
+#   address is on facebook.com, one of Meta's sender domains: the mail pretends to come from
+#   Facebook, which is what `platform` names for `other` mail ("the service the mail is from
+#   or claims to be from", expected.yaml's header).
+DISPUTED_PLATFORM = {"phishingpot__email__sample-427.eml": "facebook"}
+
+
 @pytest.mark.parametrize("name", sorted(_meta_labels()) or ["expected.yaml missing"])
 def test_meta_related_real_mail_matches_its_labels(name: str, scanned: list[Scanned]) -> None:
     """Bounces from Facebook's servers, old Facebook notifications and Meta-named phishing:
@@ -163,4 +172,4 @@ def test_meta_related_real_mail_matches_its_labels(name: str, scanned: list[Scan
     got = found[0]
     assert got.kind == expected["kind"]
     assert got.suspicious is expected["suspicious"]
-    assert got.platform == expected["platform"]
+    assert got.platform == DISPUTED_PLATFORM.get(name, expected["platform"])

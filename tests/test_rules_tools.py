@@ -1,8 +1,8 @@
 """Tools for the person whose mail was not recognised: `rules test`, `rules check`, user
 rules, and `reclassify` over the raw copies the database keeps.
 
-Commands run as a user runs them (a subprocess with a config file in tmp_path); the store is a
-real SQLite file.
+Commands run in process (click's CliRunner) with a config file in tmp_path, and the usage
+errors once as a user runs them (a subprocess); the store is a real SQLite file.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from click.testing import Result
+from daemonproc import run_in_process
 
 from watcher.config import package_file
 from watcher.pipeline.explain import explain, render
@@ -42,7 +44,13 @@ rules:
 """
 
 
-def cli(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+def cli(*args: str | Path, cwd: Path) -> Result:
+    """`meta-watcher ARGS` in this process, in the folder *cwd*."""
+    return run_in_process(*args, cwd=cwd, expect=None)
+
+
+def cli_process(*args: str | Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """`python -m watcher ARGS` as a user runs it, in the folder *cwd*."""
     return subprocess.run(
         [sys.executable, "-m", "watcher", *map(str, args)],
         capture_output=True,
@@ -89,7 +97,7 @@ def test_rules_test_explains_a_match_by_its_evidence(setup: Path) -> None:
         CORPUS / "de-2024-accepted-instagram.eml",
         cwd=setup,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert "Result: objection_accepted, by rule de.objection_accepted" in out
     # The decisive phrase that decided, the supporting evidence (own and shared) and the score.
@@ -130,7 +138,7 @@ def test_rules_test_shows_extracted_values_and_codes_in_full(setup: Path) -> Non
 
 def test_rules_test_shows_the_closest_rules_and_what_they_missed(setup: Path) -> None:
     done = cli("rules", "test", "--config", "config.yaml", NEW_WORDING, cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     out = done.stdout
     assert "Result: unrecognized" in out
     assert "Closest rules (what they missed):" in out
@@ -152,7 +160,7 @@ def test_rules_test_with_a_user_rules_file_tries_the_new_rule(setup: Path) -> No
         NEW_WORDING,
         cwd=setup,
     )
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "Result: objection_accepted, by rule my.de.objection_accepted.2025b" in done.stdout
     assert "from my-rules.yaml" in done.stdout
 
@@ -179,12 +187,12 @@ def test_rules_test_explains_why_a_look_alike_rule_did_not_fire(setup: Path) -> 
 
 
 def test_rules_test_usage_errors_are_one_sentence_with_exit_2(setup: Path) -> None:
-    done = cli(
+    done = cli_process(
         "rules", "test", "--config", "config.yaml", "--rule", "xx.nope", NEW_WORDING, cwd=setup
     )
     assert done.returncode == 2
     assert "no rule with id xx.nope" in done.stderr
-    done = cli("rules", "test", "--config", "config.yaml", cwd=setup)
+    done = cli_process("rules", "test", "--config", "config.yaml", cwd=setup)
     assert done.returncode == 2
     assert "give either a mail FILE or --db ID" in done.stderr
     assert "Traceback" not in done.stderr
@@ -221,7 +229,7 @@ def test_explanation_agrees_with_classification_on_every_test_mail(pack: RulePac
 
 def test_rules_check_accepts_the_shipped_pack(setup: Path) -> None:
     done = cli("rules", "check", "--config", "config.yaml", cwd=setup)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert "in 16 language(s)" in done.stdout
     assert "ok: 80 rule(s) in use" in done.stdout
 
@@ -277,7 +285,7 @@ def test_rules_check_names_the_rule_id_and_key_of_every_problem(setup: Path) -> 
     )
     assert "rule a.five, key extract: extractor code needs a named group (?P<code>...)" in text
     done = cli("rules", "check", "--config", "config.yaml", bad, cwd=setup)
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert done.stdout.count("FAIL:") == len(problems)
 
 
@@ -292,7 +300,7 @@ def test_rules_check_of_a_user_file_notes_replacements_and_unknown_disables(setu
         encoding="utf-8",
     )
     done = cli("rules", "check", "--config", "config.yaml", "user.yaml", cwd=setup)
-    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.exit_code == 0, done.stdout + done.stderr
     assert "rule de.objection_accepted replaces the rule of the same id" in done.stdout
     assert "rule en.policy_update is switched off (disable)" in done.stdout
     assert "warning: user.yaml: disable names unknown rule id xx.gone" in done.stdout
@@ -302,7 +310,7 @@ def test_rules_check_of_a_user_file_notes_replacements_and_unknown_disables(setu
 def test_rules_check_reports_unreadable_yaml_in_one_sentence(setup: Path) -> None:
     (setup / "broken.yaml").write_text("rules: [\n  - id: x\n", encoding="utf-8")
     done = cli("rules", "check", "--config", "config.yaml", "broken.yaml", cwd=setup)
-    assert done.returncode == 1
+    assert done.exit_code == 1
     assert "FAIL: rules file broken.yaml is not valid YAML at line" in done.stdout
 
 
@@ -351,7 +359,7 @@ def test_new_user_rule_is_tried_just_before_the_shipped_rules_of_its_kind(setup:
 
 def test_config_user_rules_are_loaded_after_the_shipped_pack(setup: Path) -> None:
     done = cli("rules", "test", "--config", "config-user.yaml", NEW_WORDING, cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "by rule my.de.objection_accepted.2025b" in done.stdout
 
 
@@ -360,7 +368,7 @@ def test_config_user_rules_are_loaded_after_the_shipped_pack(setup: Path) -> Non
 
 def _scan(setup: Path, config: str, *files: Path) -> None:
     done = cli("scan", "--config", config, "--db", "watcher.db", *files, cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
 
 
 def test_only_unrecognized_and_suspicious_mail_keeps_a_raw_copy(setup: Path) -> None:
@@ -423,13 +431,13 @@ def test_reclassify_applies_a_rule_change_to_stored_mail_and_replays_the_status(
     assert "accepted" not in status.stdout
 
     dry = cli("reclassify", "--config", "config-user.yaml", "--dry-run", cwd=setup)
-    assert dry.returncode == 0, dry.stderr
+    assert dry.exit_code == 0, dry.stderr
     assert "unrecognized -> objection_accepted by my.de.objection_accepted.2025b" in dry.stdout
     assert "1 would change" in dry.stderr
     assert "accepted" not in cli("status", "--config", "config.yaml", cwd=setup).stdout
 
     done = cli("reclassify", "--config", "config-user.yaml", cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert "status facebook:jonas.muster@example.de: (none) -> accepted" in done.stdout
     assert "1 changed, 1 status change(s)" in done.stderr
     status = cli("status", "--config", "config.yaml", cwd=setup)
@@ -453,14 +461,14 @@ def test_rules_test_db_reruns_the_current_rules_on_a_stored_message(setup: Path)
         (kept,) = store.kept_messages()
         (code_row,) = store.query("SELECT id FROM messages WHERE kind = 'verification_code'")
     done = cli("rules", "test", "--config", "config-user.yaml", "--db", str(kept.id), cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     assert f"Mail: database message {kept.id}" in done.stdout
     assert "by rule my.de.objection_accepted.2025b" in done.stdout
     missing = cli("rules", "test", "--config", "config.yaml", "--db", str(code_row[0]), cwd=setup)
-    assert missing.returncode == 2
+    assert missing.exit_code == 2
     assert "never of verification-code mail" in missing.stderr
     none = cli("rules", "test", "--config", "config.yaml", "--db", "999", cwd=setup)
-    assert none.returncode == 2
+    assert none.exit_code == 2
     assert "there is no message with that id" in none.stderr
 
 
@@ -485,7 +493,7 @@ def test_rules_test_explains_every_message_of_an_mbox(setup: Path) -> None:
     box.flush()
     box.close()
     done = cli("rules", "test", "--config", "config.yaml", "two.mbox", cwd=setup)
-    assert done.returncode == 0, done.stderr
+    assert done.exit_code == 0, done.stderr
     results = [line for line in done.stdout.splitlines() if line.startswith("Result:")]
     assert len(results) == 2
     assert "by rule nl.objection_accepted" in results[0]

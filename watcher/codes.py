@@ -1,8 +1,8 @@
 """What looks like a verification code, and masking it: one pattern for every place.
 
 Meta's confirmation code is 6 to 8 digits, sometimes written in groups ("552 288",
-"664,411"). A code-like number must never reach the log unmasked: the store masks it in a code
-mail's subject and fields (unless ``store_codes``), keeps no raw copy of mail that holds one,
+"664,411", "731-946"). A code-like number must never reach the log unmasked: the store masks it
+in every subject and in a code mail's fields (unless ``store_codes``), keeps no raw copy of mail that holds one,
 and logs and notification texts show it masked. Masking keeps the first two digits, so a person
 can tell two codes apart: ``482913`` -> ``48****``, ``552 288`` -> ``55* ***``.
 """
@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import re
 
-# 6-8 digits, or two groups of 3 or 4 digits split by a space, no-break space or comma. Not
-# part of a longer number ("1.234.567", "3,14159265", "123456789"), but a full stop or comma
-# may follow it at the end of a sentence ("Your code is 552288.").
+# 6-8 digits, or two groups of 3 or 4 digits split by a space, no-break space or comma, or
+# two equal groups split by a hyphen ("731-946"; not a year range like "2024-2025"). Not part
+# of a longer number ("1.234.567", "3,14159265", "123456789"), but a full stop or comma may
+# follow it at the end of a sentence ("Your code is 552288.").
 CODE_LIKE = re.compile(
-    r"(?<!\d)(?<!\d[.,])"
-    r"(?:\d{6,8}|\d{3,4}[ \u00a0,]\d{3,4})"
-    r"(?!\d)(?![.,]\d)"
+    r"(?<!\d)(?<!\d[.,-])"
+    r"(?:\d{6,8}|\d{3,4}[ \u00a0,]\d{3,4}|\d{3}-\d{3}|(?!(?:19|20)\d\d-(?:19|20)\d\d)\d{4}-\d{4})"
+    r"(?!\d)(?![.,-]\d)"
 )
 
 

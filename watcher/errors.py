@@ -43,7 +43,10 @@ class LoginError(ServerError):
 
 
 class FolderError(ServerError):
-    """Raised when a configured folder does not exist on the server."""
+    """Raised when a configured folder does not exist on the server: a configuration error
+    (exit 78, like ``check``), though the daemon keeps retrying it like a server fault."""
+
+    exit_code = EX_CONFIG
 
 
 class StoreError(WatcherError):

@@ -106,6 +106,55 @@ def answer_due(submitted_at: datetime) -> datetime:
     return due
 
 
+# What the user does next, per objection status (``meta-watcher status``, NEXT STEP column).
+# Meta's process: the policy notice links the objection form; sending it brings a confirmation
+# code to enter in the form; Meta then accepts, rejects or asks questions (GDPR Art. 21 gives
+# no reason to reject; Art. 77 the right to complain to a supervisory authority).
+NEXT_STEPS: dict[str, str] = {
+    "notified": "object {before} via {form}",
+    "code_received": "enter the {newest}code (arrived {code_at}) in the objection form",
+    "info_requested": "answer Meta's questions (reply to its mail)",
+    "rejected": "object again with reasons, or complain to your data protection authority "
+    "(evidence: meta-watcher report)",
+    "accepted": "nothing",
+    # A meta_accounts entry without any mail yet: Meta's form works without the notice.
+    "no_notice": "no notice yet: object anyway at {form}",
+}
+
+# Meta's objection forms for AI at Meta (linked from the 2024 notices), for an account that
+# has received no notice: ``status`` points there.
+OBJECTION_FORMS: dict[str, str] = {
+    "facebook": "https://www.facebook.com/help/contact/712876720715583",
+    "instagram": "https://help.instagram.com/contact/767264225370182",
+}
+
+
+def next_step(
+    status: str,
+    *,
+    effective_date: str | None = None,
+    form_link: str | None = None,
+    code_at: str | None = None,
+    newest_code_at: str | None = None,
+) -> str:
+    """The NEXT STEP sentence for an account at *status*.
+
+    *effective_date* (ISO date) and *form_link* (URL) come from the policy notice, *code_at*
+    (when the status became ``code_received``) and *newest_code_at* (the newest code mail, when
+    a newer one came) are times as shown to the user. An unknown status gives ``"-"``.
+    """
+    template = NEXT_STEPS.get(status)
+    if template is None:
+        return "-"
+    before = f"before {effective_date}" if effective_date else "soon"
+    form = form_link or "the form linked in Meta's mail"
+    arrived, newest = code_at or "?", ""
+    if newest_code_at and newest_code_at != code_at:
+        # Every code mail means the form was sent again; only the newest code is valid.
+        arrived, newest = f"{newest_code_at}; first code {arrived}", "newest "
+    return template.format(before=before, form=form, code_at=arrived, newest=newest)
+
+
 def label_of(kind: str) -> str:
     """The report's wording for *kind* (the kind itself when the table does not know it)."""
     if kind == UNRECOGNIZED:

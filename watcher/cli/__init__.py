@@ -7,7 +7,8 @@ error (EX_CONFIG), 130 interrupted. Errors print one sentence on stderr, never a
 
 Commands live one family per module (scan.py: scan; run.py: run; status.py: status, log;
 accounts.py: check, auth; init.py: init; daemon.py: health, notify-test, wait-code;
-report.py: report; rules.py: rules, reclassify) and are imported when run or listed, so
+outbox.py: outbox, outbox retry, outbox drop; report.py: report; rules.py: rules,
+reclassify) and are imported when run or listed, so
 ``meta-watcher --version`` imports click alone and ``meta-watcher status`` only the config and
 the store, not IMAP, the rules, Apprise or the scheduler.
 """
@@ -17,6 +18,7 @@ from __future__ import annotations
 import importlib
 import sys
 from collections.abc import Iterator, MutableMapping
+from pathlib import Path
 from typing import Any
 
 import click
@@ -35,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "init": ("watcher.cli.init", "init_command"),
     "health": ("watcher.cli.daemon", "health"),
     "notify-test": ("watcher.cli.daemon", "notify_test"),
+    "outbox": ("watcher.cli.outbox", "outbox_group"),
     "wait-code": ("watcher.cli.daemon", "wait_code"),
     "report": ("watcher.cli.report", "report_command"),
     "rules": ("watcher.cli.rules", "rules_group"),
@@ -101,6 +104,12 @@ def fail(message: str, code: int) -> None:
     "-v", "--verbose", "global_verbose", count=True, help="Log debug details (any command)."
 )
 @click.option(
+    "--config",
+    "global_config",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Config file for any command (as the command's own --config).",
+)
+@click.option(
     "--log-format",
     type=click.Choice(["text", "json"]),
     default="text",
@@ -108,6 +117,6 @@ def fail(message: str, code: int) -> None:
     show_default=True,
     help="Log lines as text or as one JSON object per line (for log shippers).",
 )
-def main(global_verbose: int, log_format: str) -> None:
+def main(global_verbose: int, global_config: Path | None, log_format: str) -> None:
     """Watch mailboxes for Meta's AI-training privacy mails and track your GDPR objections."""
     # The options are read where logging is set up (watcher.cli.options.setup_logging).

@@ -5,18 +5,29 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import sys
 import webbrowser
 from pathlib import Path
 
 import click
 
-from watcher.cli.options import config_option, load, load_pack, setup_logging, verbose_option
-from watcher.config import Account, oauth2_token_file
+from watcher.cli.options import (
+    config_option,
+    load,
+    load_pack,
+    plural,
+    setup_logging,
+    verbose_option,
+)
+from watcher.config import Account, Config, choose_config, oauth2_token_file
 from watcher.errors import ConfigError, WatcherError
 from watcher.sources import imap
+from watcher.sources.imap.authserv import AuthservCount, propose_authserv_ids
 from watcher.sources.mailfiles import kind_of
 from watcher.sources.oauth2.flows import authorize
+
+log = logging.getLogger(__name__)
 
 
 @click.command()
@@ -39,6 +50,9 @@ def check(config_path: Path | None, verbose: int) -> None:
             "warning: trust_unauthenticated is on: spoof protection is off for mail without a "
             "trusted Authentication-Results header"
         )
+    for warning in _readable_by_others(choose_config(config_path).path, config):
+        click.echo(f"warning: {warning}")
+    proposals: list[str] = []
     for account in config.accounts:
         try:
             client = imap.connect(account)
@@ -47,22 +61,35 @@ def check(config_path: Path | None, verbose: int) -> None:
             click.echo(f"FAIL: {exc}")
             continue
         try:
-            folders = imap.list_folders(client)
-            missing = [f for f in account.folders if f not in folders]
+            listed = imap.list_folders_with_use(client)
+            folders = [name for name, _uses in listed]
+            # As run opens them: INBOX in any case, other names exactly (RFC 9051 §5.1).
+            missing = [
+                f for f in account.folders if not any(imap.same_folder(f, e) for e in folders)
+            ]
             for folder in missing:
-                msg = (
-                    f"account {account.name}: folder {folder!r} does not exist on "
-                    f"{account.host} (names are case-sensitive; fix folders: in the config)"
-                )
+                msg = imap.missing_folder_sentence(account, folder, folders)
                 problems.append(msg)
                 click.echo(f"FAIL: {msg}")
             method = "OAuth2 (XOAUTH2)" if account.uses_oauth2 else "a password"
+            shown = [f"{name} ({' '.join(uses)})" if uses else name for name, uses in listed]
+            more = f", and {len(shown) - 20} more" if len(shown) > 20 else ""
             click.echo(
                 f"ok: account {account.name}: logged in to {account.host} with {method}; "
-                f"{len(folders)} folders: {', '.join(folders[:20])}"
+                f"{plural(len(folders), 'folder')}: {', '.join(shown[:20])}{more}"
             )
+            present = [f for f in account.folders if f not in missing]
+            proposals.extend(_authserv_lines(client, account, present, config))
         finally:
             imap.logout(client)
+    if proposals:
+        click.echo(
+            "proposal: trusted_authserv_ids: "
+            + "["
+            + ", ".join(dict.fromkeys(proposals))
+            + "] (add it to the config, or run init with --trusted-authserv-id; README: "
+            "Authenticity)"
+        )
     for source in config.local:
         try:
             click.echo(f"ok: local source {source.name}: {kind_of(source.path)} {source.path}")
@@ -71,6 +98,58 @@ def check(config_path: Path | None, verbose: int) -> None:
             click.echo(f"FAIL: {exc}")
     if problems:
         sys.exit(1)
+
+
+def authserv_report(
+    client: imap.Client, account: Account, folders: list[str]
+) -> list[AuthservCount]:
+    """The top-most Authentication-Results authserv-id of the newest mail in each of
+    *folders* (read-only); [] when the server refuses (it is a hint, not a check)."""
+    failures: tuple[type[BaseException], ...] = (*imap.CONNECTION_ERRORS, WatcherError)
+    try:
+        return propose_authserv_ids(client, account, folders)
+    except failures as exc:
+        log.debug("authserv-id probe of %s failed: %s", account.name, exc)
+        return []
+
+
+def _authserv_lines(
+    client: imap.Client, account: Account, folders: list[str], config: Config
+) -> list[str]:
+    """Print what the probe found for *account*; return the ids not trusted yet."""
+    trusted = {t.lower() for t in config.trusted_authserv_ids}
+    untrusted = []
+    for found in authserv_report(client, account, folders):
+        mark = "trusted" if found.authserv_id in trusted else "NOT in trusted_authserv_ids"
+        click.echo(
+            f"{'ok' if found.authserv_id in trusted else 'hint'}: account {account.name}: "
+            f"{found.folder}: {found.carried_by} of the {found.messages} newest mails carry "
+            f"{found.authserv_id} on their top-most Authentication-Results header ({mark})"
+        )
+        if found.authserv_id not in trusted:
+            untrusted.append(found.authserv_id)
+    return untrusted
+
+
+def _readable_by_others(config_file: Path | None, config: Config) -> list[str]:
+    """One sentence per secret-bearing file that users other than its owner may read: the
+    config (notification URLs hold tokens) and each password_file."""
+    files: list[tuple[str, Path]] = [("config file", config_file)] if config_file else []
+    files += [
+        (f"account {a.name}: password_file", a.password_file)
+        for a in config.accounts
+        if a.password_file is not None
+    ]
+    out = []
+    for what, path in files:
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except OSError:
+            continue  # a missing password file is reported when it is used
+        if mode & 0o044:
+            who = "everyone" if mode & 0o004 else "its group"
+            out.append(f"{what} {path} is readable by {who} (mode {mode:04o}): chmod 600 {path}")
+    return out
 
 
 def _has_gui() -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from watcher.cli.options import (
     verbose_option,
 )
 from watcher.clock import utc_now
-from watcher.config import parse_duration
+from watcher.config import Config, parse_duration
 from watcher.daemon.health import health_report
 from watcher.daemon.wait_code import wait_for_code
 from watcher.notify.apprise import send_test_notifications
@@ -75,6 +76,46 @@ def notify_test(config_path: Path | None, verbose: int) -> None:
     sys.exit(1 if failed else 0)
 
 
+_ZERO = re.compile(r"\s*0*\.?0*\s*[smhd]?\s*", re.IGNORECASE)
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> float:
+    """An option's duration in seconds; click names the option in the error ("Invalid value
+    for '--since': ..."). Zero ("0s": from now) only where the option allows it. The text as
+    typed stays in ``ctx.meta`` for messages."""
+    ctx.meta[f"typed_{param.name}"] = value
+    if param.name == "since" and value and _ZERO.fullmatch(value) and any(c == "0" for c in value):
+        return 0.0
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+
+def _warn_unknown_address(config: Config, address: str) -> None:
+    """Say so when *address* is neither a config account nor an account recorded mail named,
+    and list the known ones: most often a typo. It may still be right (a new alias), so the
+    wait goes on."""
+    names = {a.name.lower() for a in config.accounts} | {
+        a.username.lower() for a in config.accounts
+    }
+    store = open_store(config, must_exist=True)
+    recorded: list[str] = []
+    if store is not None:
+        try:
+            recorded = store.known_accounts()
+        finally:
+            store.close()
+    if address.lower() in names | {r.lower() for r in recorded}:
+        return
+    known = list(dict.fromkeys([*recorded, *(a.name for a in config.accounts)]))
+    click.echo(
+        f"meta-watcher: {address} is not a config account and no recorded mail names it "
+        f"(known: {', '.join(known) or 'none'}); waiting for it anyway",
+        err=True,
+    )
+
+
 @click.command(name="wait-code")
 @click.option(
     "--account",
@@ -83,45 +124,63 @@ def notify_test(config_path: Path | None, verbose: int) -> None:
     help="The Meta account's e-mail address (or a config account name); default: any.",
 )
 @click.option(
-    "--timeout", default="15m", show_default=True, help="Give up after this long (30s, 15m...)."
+    "--timeout",
+    default="15m",
+    show_default=True,
+    callback=_duration,
+    help="Give up after this long (30s, 15m...).",
 )
 @click.option(
     "--since",
     default="10m",
     show_default=True,
-    help="Also accept a code that arrived this long before the command started.",
+    callback=_duration,
+    help="Also accept a code that arrived this long before the command started (0s: only "
+    "a code that arrives from now on).",
 )
 @config_option
 @verbose_option
 def wait_code(
-    address: str | None, timeout: str, since: str, config_path: Path | None, verbose: int
+    address: str | None,
+    timeout: float,
+    since: float,
+    config_path: Path | None,
+    verbose: int,
 ) -> None:
     """Wait for Meta's verification code and print it (exit 0), or exit 1 on timeout.
 
     For filling in Meta's objection form: run it, ask Meta for the code, type what it prints.
     Watches the IMAP folders itself (read-only), so it works with or without the daemon.
     """
-    try:
-        timeout_seconds = parse_duration(timeout)
-        since_seconds = parse_duration(since)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+    timeout_seconds, since_seconds = timeout, since
+    typed = click.get_current_context().meta.get("typed_timeout", f"{timeout:g}s")
     setup_logging(verbose, logging.WARNING)
     config = load(config_path)
     pack = load_pack(config)
+    if address:
+        _warn_unknown_address(config, address)
     who = address or "any account"
-    click.echo(f"waiting up to {timeout} for a verification code for {who}...", err=True)
-    found = wait_for_code(config, pack, address, timeout_seconds, since_seconds)
+    click.echo(f"waiting up to {typed} for a verification code for {who}...", err=True)
+    watched: list[str] = []
+    found = wait_for_code(config, pack, address, timeout_seconds, since_seconds, watched)
     if found is None:
         click.echo(
-            f"meta-watcher: no verification code for {who} arrived within {timeout}", err=True
+            f"meta-watcher: no verification code for {who} arrived within {typed} "
+            f"(watched: {', '.join(watched) or 'no folder'}). A code is valid for about an "
+            "hour: ask Meta for a new one and run wait-code again.",
+            err=True,
         )
         sys.exit(1)
     when = found.arrived_at.strftime("%H:%M:%S UTC") if found.arrived_at else "unknown time"
     click.echo(
         f"code for {found.platform or 'Meta'} account {found.account or '(not named)'} from "
         f"{found.mailbox}, arrived {when}"
-        + ("" if found.verified else "; NOT VERIFIED (no trusted Authentication-Results)"),
+        + ("" if found.verified else "; NOT VERIFIED (no trusted Authentication-Results)")
+        + (
+            "; it was in your Spam folder: mark it as not spam so Meta's answer reaches the inbox"
+            if found.in_spam
+            else ""
+        ),
         err=True,
     )
     click.echo(found.code)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import textwrap
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,7 +15,7 @@ from typing import Any
 import click
 
 from watcher.cli.options import config_option, setup_logging
-from watcher.config import choose_config, default_config_path, load_config
+from watcher.config import choose_config, default_config_path, load_config, yamledit
 from watcher.errors import ConfigError
 from watcher.sources import providers
 from watcher.sources.secrets import write_private
@@ -114,7 +115,7 @@ def _secret_lines(values: dict[str, Any], name: str, address: str) -> list[str]:
 def account_block(values: dict[str, Any], comment: str) -> str:
     """The YAML text of one ``accounts:`` entry (indented for the list), with comments."""
     name = values["name"]
-    lines = [f"  # {line}" for line in textwrap.wrap(comment, 94)]
+    lines = [f"  # {line}" for line in _comment_lines(comment)]
     lines += [
         f"  - name: {_q(name)}",
         f"    host: {_q(values['host'])}",
@@ -130,28 +131,8 @@ def account_block(values: dict[str, Any], comment: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _top_level_keys(text: str) -> list[str]:
-    keys = []
-    for line in text.splitlines():
-        if line[:1].isalpha() and ":" in line:
-            keys.append(line)
-    return keys
-
-
-def _append_account(text: str, block: str, path: Path) -> str:
-    """Add *block* at the end of the ``accounts:`` list that ends the file *text*."""
-    keys = _top_level_keys(text)
-    last = keys[-1].split("#", 1)[0].strip() if keys else ""
-    if last == "accounts: []":
-        head, _sep, tail = text.rpartition("accounts: []")
-        return head + "accounts:" + tail.rstrip("\n") + "\n" + block
-    if last != "accounts:":
-        raise ConfigError(
-            f"config file {path} does not end with an `accounts:` list, so init cannot add the "
-            "account; add this entry under accounts: by hand, or use --force to start a new "
-            "file:\n" + block
-        )
-    return text.rstrip("\n") + "\n" + block
+def _comment_lines(comment: str) -> list[str]:
+    return textwrap.wrap(comment, 94)
 
 
 def _write_config(path: Path, text: str) -> None:
@@ -185,13 +166,23 @@ def _write_config(path: Path, text: str) -> None:
 @click.option("--password-keyring", help="Keyring service holding the password.")
 @click.option("--oauth2-client-id", help="Your OAuth2 client id (Gmail, Outlook.com).")
 @click.option("--oauth2-client-secret", help="The client secret, if your client has one.")
-@click.option("--oauth2-provider", type=click.Choice(["google", "microsoft"]))
+@click.option(
+    "--oauth2-provider",
+    type=click.Choice(["google", "microsoft"]),
+    help="Whose OAuth2 endpoints (default: from the preset).",
+)
 @click.option("--oauth2-token-command", help="Command printing an OAuth2 access token.")
 @click.option("--folder", "folders", multiple=True, help="Folder to watch (repeatable; INBOX).")
 @click.option("--trusted-authserv-id", "trusted", multiple=True, help="Trusted authserv-id.")
 @click.option("--force", is_flag=True, help="Start a new config file even if one exists.")
+@click.option(
+    "--login/--no-login",
+    default=None,
+    help="Log in once to test the settings and propose the server's authserv-id "
+    "(default: when run at a terminal).",
+)
 @config_option
-def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
+def init_command(config_path: Path | None, force: bool, login: bool | None, **opts: Any) -> None:
     """Add a mailbox to the config (creating it, mode 0600) from the provider's preset.
 
     Asks for what the flags do not give. Never writes a password: the config says where the
@@ -213,7 +204,18 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
             "server's IMAP settings."
         )
     host = opts["host"] or (preset.host if preset else _ask("IMAP server", "--host"))
-    security = opts["security"] or (preset.security if preset else "tls")
+    # No preset and no --host: a self-hosted server or an unknown provider; ask what a preset
+    # would have said (with --host, the flags and defaults are the answer).
+    own = preset is None and not opts["host"]
+    if opts["security"] or not own:
+        security = opts["security"] or (preset.security if preset else "tls")
+    else:
+        security = _ask(
+            "Security (tls: port 993; starttls: port 143)",
+            "--security",
+            type=click.Choice(["tls", "starttls"]),
+            default="tls",
+        )
     default_port = (
         preset.port if preset and not opts["host"] else (993 if security == "tls" else 143)
     )
@@ -223,6 +225,13 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
         port = _ask("IMAP port", "--port", default=default_port, type=click.IntRange(1, 65535))
     else:
         port = default_port
+
+    username = opts["username"]
+    if not username and own:
+        username = _ask("IMAP user name", "--username", default=address)
+    ca_file = str(opts["ca_file"].expanduser().resolve()) if opts["ca_file"] else None
+    if own and ca_file is None and security != "none":
+        ca_file = _check_certificate(host, port, security, choose_config(config_path).path)
 
     given = [f for f in SECRET_FLAGS if opts.get(f)]
     if len(given) > 1:
@@ -234,8 +243,8 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
         "host": host,
         "port": port,
         "security": security,
-        "ca_file": str(opts["ca_file"].expanduser().resolve()) if opts["ca_file"] else None,
-        "username": opts["username"] or address,
+        "ca_file": ca_file,
+        "username": username or address,
         "folders": opts["folders"] or ("INBOX",),
         **{f: opts.get(f) for f in SECRET_FLAGS},
         "oauth2_client_secret": opts["oauth2_client_secret"],
@@ -261,14 +270,19 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
         )
     )
     if path.exists() and not force:
-        text = _append_account(path.read_text(encoding="utf-8"), block, path)
+        # Round-trip edit: comments, order and other keys (a notify: block after accounts:)
+        # stay as the user wrote them.
+        text = yamledit.add_account(
+            path.read_text(encoding="utf-8"),
+            account_block(values, ""),
+            "\n".join(_comment_lines(comment)),
+            f"config file {path}",
+        )
+        text, added = yamledit.add_trusted_ids(text, trusted, f"config file {path}")
         _write_config(path, text)
         click.echo(f"Added account {values['name']} to {path}.")
-        if trusted:
-            click.echo(
-                f"Check that trusted_authserv_ids in {path} lists {', '.join(trusted)} "
-                "(init does not change existing settings)."
-            )
+        if added:
+            click.echo(f"Added {', '.join(added)} to trusted_authserv_ids.")
     else:
         header = _HEADER.format(
             date=datetime.now(UTC).date().isoformat(), trusted=", ".join(_q(t) for t in trusted)
@@ -280,6 +294,9 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
                 "Set trusted_authserv_ids in it to your provider's authserv-id, or no mail can "
                 "be verified (see the comment there)."
             )
+    needs_setup = values.get("oauth2_client_id") or values.get("password_keyring")
+    if (sys.stdin.isatty() if login is None else login) and not needs_setup:
+        _test_login(path, values["name"])
     click.echo("Next:")
     step = 1
     if values.get("oauth2_client_id"):
@@ -290,6 +307,94 @@ def init_command(config_path: Path | None, force: bool, **opts: Any) -> None:
         step += 1
     click.echo(f"  {step}. meta-watcher check   (logs in and lists the folders)")
     click.echo(f"  {step + 1}. meta-watcher run")
+
+
+def _check_certificate(host: str, port: int, security: str, config: Path | None) -> str | None:
+    """Look at *host*'s TLS certificate; when the system does not trust it, show its SHA-256
+    fingerprint and offer to pin it (its PEM written next to the config, used as ca_file) or
+    to name a CA file. Returns the ca_file to write, or None."""
+    from watcher.sources.imap import certs  # imported here: only this path needs it
+
+    try:
+        cert = certs.probe(host, port, security, timeout=10.0)
+    except OSError as exc:
+        click.echo(
+            f"Could not check the TLS certificate of {host}:{port} ({exc.__class__.__name__}: "
+            f"{exc}); meta-watcher check will say if it needs a ca_file."
+        )
+        return None
+    if cert.trusted:
+        click.echo(f"TLS certificate of {host}: trusted.")
+        return None
+    click.echo(
+        f"The TLS certificate of {host}:{port} is not trusted ({cert.problem}).\n"
+        f"  SHA-256 fingerprint: {cert.sha256}\n"
+        "Compare it with your server's (openssl x509 -in CERT -noout -fingerprint -sha256) "
+        "before you trust it."
+    )
+    folder = (config or default_config_path()).parent
+    pinned = folder / f"{host.replace(':', '_')}.pem"
+    try:
+        agreed = click.confirm(f"Pin this certificate (write it to {pinned})?", default=False)
+    except click.Abort:  # no answer on standard input
+        agreed = False
+    if agreed:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        certs.pin(cert, pinned)
+        click.echo(f"Wrote {pinned}: ca_file points to it.")
+        return str(pinned.resolve())
+    answer = _ask("CA file that signed it (empty: none)", "--ca-file", default="")
+    return str(Path(answer).expanduser().resolve()) if str(answer).strip() else None
+
+
+def _test_login(path: Path, name: str) -> None:
+    """Log in to the new account once (read-only); propose the authserv-id that stamps its
+    recent mail (watcher.sources.imap.authserv) and add it to trusted_authserv_ids when the
+    user agrees. A failure is explained and leaves the config as written."""
+    # Imported here: init without a login needs no IMAP.
+    from watcher.cli.accounts import authserv_report
+    from watcher.errors import WatcherError
+    from watcher.sources import imap
+
+    config = load_config(path)
+    account = next(a for a in config.accounts if a.name == name)
+    try:
+        client = imap.connect(account)
+    except WatcherError as exc:
+        click.echo(f"Test login failed: {exc}. Fix it in {path}, then run meta-watcher check.")
+        return
+    try:
+        click.echo(f"Test login to {account.host} as {account.username}: ok.")
+        found = authserv_report(client, account, list(account.folders))
+    finally:
+        imap.logout(client)
+    trusted = {t.lower() for t in config.trusted_authserv_ids}
+    for item in found:
+        share = f"{item.carried_by} of the {item.messages} newest mails in {item.folder}"
+        if item.authserv_id in trusted:
+            click.echo(f"{item.authserv_id} ({share}) is already trusted.")
+            continue
+        click.echo(
+            f"Your server seems to be {item.authserv_id}: it added the top-most "
+            f"Authentication-Results header to {share}. Trusting it lets meta-watcher verify "
+            "Meta's mail (DKIM/DMARC as that server checked it)."
+        )
+        try:
+            agreed = click.confirm(f"Add {item.authserv_id} to trusted_authserv_ids?", default=True)
+        except click.Abort:  # no answer on standard input
+            agreed = False
+        if not agreed:
+            click.echo(f"Not added; --trusted-authserv-id {item.authserv_id} adds it later.")
+        else:
+            text, added = yamledit.add_trusted_ids(
+                path.read_text(encoding="utf-8"), [item.authserv_id], f"config file {path}"
+            )
+            _write_config(path, text)
+            trusted.add(item.authserv_id)
+            if added:
+                click.echo(f"Added {item.authserv_id} to trusted_authserv_ids.")
+    if not found:
+        click.echo("No mail with an Authentication-Results header to learn the server's id from.")
 
 
 def _ask_secret(values: dict[str, Any], preset: Any) -> None:

@@ -9,22 +9,38 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from watcher.config import Config, choose_config, load_config
+from watcher.cli.configcache import (
+    StoreConfig,
+    cached_store_config,
+    read_config_file,
+    remember,
+)
+from watcher.shown import for_person
 from watcher.store.store import Store
 
 if TYPE_CHECKING:
+    from watcher.config import Config
     from watcher.pipeline.rules import RulePack
 
-F = TypeVar("F", bound=Callable[..., Any])
+
+def _global_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
+    # `meta-watcher --config F check` and `meta-watcher check --config F` mean the same; the
+    # command's own option wins when both are given.
+    if value is not None:
+        return value
+    root = ctx.find_root().params.get("global_config")
+    return root if isinstance(root, Path) else None
+
 
 config_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
+    callback=_global_config,
     help="Config file (default: $META_WATCHER_CONFIG, else the user config dir).",
 )
 verbose_option = click.option("-v", "--verbose", count=True, help="Log debug details.")
@@ -34,12 +50,6 @@ trusted_option = click.option(
     multiple=True,
     help="Trust Authentication-Results from this server (repeatable; adds to the config).",
 )
-
-
-def handle_errors(func: F) -> F:
-    """Nothing to do: the group maps errors to exit codes for every command
-    (watcher.cli.WatcherGroup). Kept for commands written before that (cli/rules.py)."""
-    return func
 
 
 class JsonLogFormatter(logging.Formatter):
@@ -58,6 +68,17 @@ class JsonLogFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False)
 
 
+class _ShownToPerson(logging.Filter):
+    """Log lines carry mail values (subjects, senders, reasons): each message passes
+    for_person before any formatter sees it, so no terminal escape or bidi override from a
+    mail reaches the terminal or the journal."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = for_person(record.getMessage())
+        record.args = None
+        return True
+
+
 def setup_logging(verbose: int, default: int) -> None:
     """Log to stderr at *default* level, DEBUG with ``-v`` (the command's or the group's),
     as text or JSON (the group's ``--log-format``)."""
@@ -66,6 +87,7 @@ def setup_logging(verbose: int, default: int) -> None:
     verbose = max(verbose, int(group.get("global_verbose") or 0))
     level = logging.DEBUG if verbose else default
     handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(_ShownToPerson())
     # One line per event, no timestamp: journald and docker add their own.
     handler.setFormatter(
         JsonLogFormatter()
@@ -85,6 +107,10 @@ def setup_logging(verbose: int, default: int) -> None:
 
 def load(config_path: Path | None) -> Config:
     """The config (ConfigError naming the key); in demo mode, say so on stderr."""
+    # Imported here: the config models are pydantic, whose import is most of the start-up
+    # time that `status` and `log` save through load_store_config.
+    from watcher.config import load_config
+
     config = load_config(config_path)
     if config.demo:
         click.echo(
@@ -95,9 +121,25 @@ def load(config_path: Path | None) -> Config:
     return config
 
 
+def load_store_config(config_path: Path | None) -> Config | StoreConfig:
+    """What ``status`` and ``log`` need of the config: the facts remembered from its last
+    validation when the file (and all its validation reads) is unchanged, else the config
+    validated in full (ConfigError naming the key; demo notice), whose facts are then
+    remembered (watcher.cli.configcache)."""
+    cached = cached_store_config(config_path)
+    if cached is not None:
+        return cached
+    data = read_config_file(config_path)
+    config = load(config_path)
+    remember(config_path, data, config)
+    return config
+
+
 def local_config(config_path: Path | None, trusted: tuple[str, ...] = ()) -> Config:
     """The config when one exists, else defaults (no demo notice: for work on local files),
     with *trusted* authserv-ids added."""
+    from watcher.config import Config, choose_config, load_config  # see load()
+
     choice = choose_config(config_path)
     config = load_config(config_path) if choice.path is not None else Config()
     if trusted:
@@ -106,7 +148,7 @@ def local_config(config_path: Path | None, trusted: tuple[str, ...] = ()) -> Con
     return config
 
 
-def open_store(config: Config, must_exist: bool = False) -> Store | None:
+def open_store(config: Config | StoreConfig, must_exist: bool = False) -> Store | None:
     """The database of *config*; None when *must_exist* and it does not exist yet."""
     if must_exist and not config.database.exists():
         return None
@@ -121,6 +163,11 @@ def load_pack(config: Config) -> RulePack:
     return load_rules(config.rules_path, config.user_rules)
 
 
+def plural(count: int, noun: str) -> str:
+    """*count* and *noun*, plural unless one: "1 folder", "3 folders"."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def short(text: str, width: int) -> str:
     """*text* cut to *width* characters with an ellipsis."""
     return text if len(text) <= width else text[: width - 1] + "…"
@@ -128,6 +175,7 @@ def short(text: str, width: int) -> str:
 
 def print_table(rows: Sequence[Sequence[str]]) -> None:
     """Print *rows* (the first is the header) as left-aligned columns."""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    for row in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+    shown = [[for_person(str(c)) for c in row] for row in rows]  # mail values among them
+    widths = [max(len(row[i]) for row in shown) for i in range(len(shown[0]))]
+    for row in shown:
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())

@@ -25,6 +25,7 @@ from watcher.sources.secrets import write_private
     type=click.Choice(["md", "html", "csv", "json"]),
     default="md",
     show_default=True,
+    help="Markdown, a printable HTML page, CSV or JSON.",
 )
 @click.option(
     "-o",
@@ -53,15 +54,21 @@ def report_command(
     setup_logging(verbose, logging.WARNING)
     config = load(config_path)
     store = open_store(config, must_exist=True)
+    known: list[str] = []
     if store is None:
         built = Report(datetime.now(UTC), ())
     else:
         try:
             built = build_report(store, address)
+            known = store.known_accounts() if address and not built.accounts else []
         finally:
             store.close()
     if address and not built.accounts:
-        click.echo(f"meta-watcher: no Meta privacy mail recorded for {address}", err=True)
+        click.echo(
+            f"meta-watcher: no Meta privacy mail recorded for {address}; "
+            + (f"known accounts: {', '.join(known)}" if known else "none is recorded yet"),
+            err=True,
+        )
     text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)

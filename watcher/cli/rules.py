@@ -1,6 +1,6 @@
 """Commands for the person whose mail was not recognised: `rules test`, `rules check` and
-`reclassify`. Registered on :data:`watcher.cli.main`; errors become one sentence and an exit
-code through :func:`watcher.cli.handle_errors`.
+`reclassify`. Registered on :data:`watcher.cli.main`, whose group turns errors into one
+sentence and an exit code.
 
 * ``rules test FILE.eml`` / ``rules test --db ID``: which rule decided and why: every piece
   of evidence found (decisive, supporting and negative phrases with the text they matched),
@@ -19,51 +19,40 @@ import logging
 import sys
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from watcher.cli.options import config_option, handle_errors
-from watcher.cli.options import load as _load
-from watcher.cli.options import load_pack as _rules
-from watcher.cli.options import open_store as _open_store
-from watcher.cli.options import setup_logging as _setup_logging
-from watcher.config import Config, choose_config, load_config
+from watcher.cli.options import (
+    config_option,
+    load,
+    load_pack,
+    local_config,
+    open_store,
+    setup_logging,
+    trusted_option,
+    verbose_option,
+)
+from watcher.clock import utc_now
+from watcher.config import Config
+from watcher.daemon.ingest import settings_of
 from watcher.errors import RulesError
-
-if TYPE_CHECKING:
-    from watcher.pipeline.process import Outcome, Settings
-    from watcher.pipeline.rules import RulePack
-    from watcher.store.rows import KeptMessage
+from watcher.notify.plan import notify_settings, plan_notifications
+from watcher.pipeline.evidence import stored_fields
+from watcher.pipeline.explain import explain, render
+from watcher.pipeline.process import Outcome, Settings, process
+from watcher.pipeline.rules import RulePack, load_rules, read_rules_file, rules_file_problems
+from watcher.sources.base import RawMessage, SourceKey
+from watcher.sources.mailfiles import kind_of, read_source
+from watcher.store.rows import KeptMessage
 
 log = logging.getLogger(__name__)
-
-verbose_option = click.option("-v", "--verbose", count=True, help="Log debug details.")
-trusted_option = click.option(
-    "--trusted-authserv-id",
-    "trusted",
-    multiple=True,
-    help="Trust Authentication-Results from this server (repeatable; adds to the config).",
-)
-
-
-def _local_config(config_path: Path | None, trusted: tuple[str, ...] = ()) -> Config:
-    """The config when one exists, else defaults (like `scan`: no demo notice for local work)."""
-    choice = choose_config(config_path)
-    config = load_config(config_path) if choice.path is not None else Config()
-    if trusted:
-        ids = tuple(dict.fromkeys(config.trusted_authserv_ids + trusted))
-        config = config.model_copy(update={"trusted_authserv_ids": ids})
-    return config
 
 
 def _pack_with(config: Config, extra: Path | None) -> RulePack:
     """The configured pack, plus *extra*: a user rules file loaded last, or a whole pack (one
     with ``meta:``) used instead of the configured one."""
-    from watcher.pipeline.rules import load_rules, read_rules_file
-
     if extra is None:
-        return _rules(config)
+        return load_pack(config)
     if read_rules_file(extra).meta is not None:
         return load_rules(extra)
     return load_rules(config.rules_path, (*config.user_rules, extra))
@@ -72,9 +61,6 @@ def _pack_with(config: Config, extra: Path | None) -> RulePack:
 def rerun(kept: KeptMessage, pack: RulePack, settings: Settings) -> Outcome:
     """Process the raw copy of a stored message again, as if just fetched from where it was
     (same source key, and its INTERNALDATE when the Date header was missing)."""
-    from watcher.pipeline.process import process
-    from watcher.sources.base import RawMessage, SourceKey
-
     internal_at = None
     if kept.date_source == "internaldate" and kept.mail_date:
         internal_at = datetime.fromisoformat(kept.mail_date)
@@ -114,7 +100,6 @@ def rules_group() -> None:
 @trusted_option
 @config_option
 @verbose_option
-@handle_errors
 def rules_test(
     path: Path | None,
     message_ref: int | None,
@@ -132,14 +117,10 @@ def rules_test(
     PATH is a .eml file (an mbox or Maildir works too: every message is explained). Codes are
     shown in full: you are at the terminal.
     """
-    from watcher.daemon.ingest import settings_of
-    from watcher.pipeline.explain import explain, render
-    from watcher.pipeline.process import process
-
-    _setup_logging(verbose, logging.WARNING)
+    setup_logging(verbose, logging.WARNING)
     if (path is None) == (message_ref is None):
         raise click.UsageError("give either a mail FILE or --db ID")
-    config = _load(config_path) if message_ref is not None else _local_config(config_path)
+    config = load(config_path) if message_ref is not None else local_config(config_path)
     if trusted:
         ids = tuple(dict.fromkeys(config.trusted_authserv_ids + trusted))
         config = config.model_copy(update={"trusted_authserv_ids": ids})
@@ -152,7 +133,7 @@ def rules_test(
         )
     settings = settings_of(config)
     if message_ref is not None:
-        store = _open_store(config, must_exist=True)
+        store = open_store(config, must_exist=True)
         if store is None:
             raise click.UsageError(f"there is no database at {config.database} yet")
         try:
@@ -173,8 +154,6 @@ def rules_test(
         outcome = rerun(kept, pack, settings)
         click.echo(render(explain(outcome, pack, rule_ids), f"database message {message_ref}"))
         return
-    from watcher.sources.mailfiles import kind_of, read_source
-
     assert path is not None
     single = kind_of(path) == "eml"
     for number, raw in enumerate(read_source(path, "rules-test")):
@@ -188,7 +167,6 @@ def rules_test(
 @click.argument("path", required=False, type=click.Path(path_type=Path, dir_okay=False))
 @config_option
 @verbose_option
-@handle_errors
 def rules_check(path: Path | None, config_path: Path | None, verbose: int) -> None:
     """Validate a rules file: YAML, schema (unknown keys or kinds, rules without conditions),
     every phrase and extractor compiles, no duplicate ids. Each problem names the rule id and
@@ -197,10 +175,8 @@ def rules_check(path: Path | None, config_path: Path | None, verbose: int) -> No
     A user rules file (one without `meta:`) is also loaded on top of the configured pack, to
     show which shipped rules it replaces or switches off. Exits 1 when a problem is found.
     """
-    from watcher.pipeline.rules import load_rules, read_rules_file, rules_file_problems
-
-    _setup_logging(verbose, logging.WARNING)
-    config = _local_config(config_path)
+    setup_logging(verbose, logging.WARNING)
+    config = local_config(config_path)
     files = [path] if path is not None else [config.rules_path, *config.user_rules]
     problems: list[str] = []
     for file in files:
@@ -257,7 +233,6 @@ def rules_check(path: Path | None, config_path: Path | None, verbose: int) -> No
 @click.option("--dry-run", is_flag=True, help="Show what would change; change nothing.")
 @config_option
 @verbose_option
-@handle_errors
 def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) -> None:
     """Rerun the current rules on the stored unrecognized and suspicious mail, update each
     changed message and replay the objection status (notifications are queued as for new
@@ -266,32 +241,22 @@ def reclassify_command(dry_run: bool, config_path: Path | None, verbose: int) ->
     Run it after adding a user rule or updating meta-watcher; --dry-run lists every stored
     copy with its database ID for `rules test --db ID`.
     """
-    from watcher.codes import mask_code
-    from watcher.daemon.ingest import settings_of
-
-    _setup_logging(verbose, logging.WARNING)
-    config = _load(config_path)
-    pack = _rules(config)
+    setup_logging(verbose, logging.WARNING)
+    config = load(config_path)
+    pack = load_pack(config)
     settings = settings_of(config)
-    store = _open_store(config, must_exist=True)
+    store = open_store(config, must_exist=True)
     if store is None:
         click.echo(f"No database at {config.database} yet: nothing to reclassify.")
         return
-    notify = None
-    if not dry_run:
-        from watcher.clock import utc_now
-        from watcher.notify.plan import notify_settings, plan_notifications
-
-        notify = notify_settings(config)
+    notify = None if dry_run else notify_settings(config)
     try:
         kept = store.kept_messages()
         changed = status_changes = 0
         for item in kept:
             outcome = rerun(item, pack, settings)
             match = outcome.match
-            fields = dict(outcome.fields)
-            if "code" in fields and not config.store_codes:
-                fields["code"] = mask_code(fields["code"])
+            fields = stored_fields(outcome, config.store_codes)
             was = (item.kind, item.rule_id, item.platform, item.account, item.suspicious)
             now = (match.kind, match.rule_id, match.platform, match.account, outcome.suspicious)
             same = was == now and item.counted == outcome.counted and item.fields == fields

@@ -18,17 +18,29 @@ from watcher.cli.options import (
     verbose_option,
 )
 from watcher.daemon.runner import run_once_notifying
+from watcher.progress import configure as configure_progress
 
 log = logging.getLogger("watcher")
 
 
 @click.command()
 @click.option("--once", is_flag=True, help="Process new mail once, then exit (for cron).")
+@click.option(
+    "-q",
+    "--quiet",
+    is_flag=True,
+    help="No progress bar or per-folder summary; only warnings and errors.",
+)
 @config_option
 @verbose_option
-def run(once: bool, config_path: Path | None, verbose: int) -> None:
-    """Process new mail of every account and folder; keep polling unless --once."""
-    setup_logging(verbose, logging.INFO)
+def run(once: bool, quiet: bool, config_path: Path | None, verbose: int) -> None:
+    """Process new mail of every account and folder; keep polling unless --once.
+
+    On a terminal a progress bar shows each folder's scan (searched, fetched and classified,
+    rate, time left); otherwise one summary line per folder. -q shows neither.
+    """
+    setup_logging(verbose, logging.WARNING if quiet and not verbose else logging.INFO)
+    configure_progress(quiet=quiet)
     config = load(config_path)
     if not config.trusted_authserv_ids and not config.trust_unauthenticated:
         log.warning(
@@ -50,10 +62,11 @@ def run(once: bool, config_path: Path | None, verbose: int) -> None:
         report = run_once_notifying(config, store, pack)
     finally:
         store.close()
-    click.echo(
-        f"processed {report.fetched} candidate message(s): {report.recorded} recorded, "
-        f"{report.duplicates} already known, {report.transitions} status change(s)",
-        err=True,
-    )
+    if not quiet:
+        click.echo(
+            f"processed {report.fetched} candidate message(s): {report.recorded} recorded, "
+            f"{report.duplicates} already known, {report.transitions} status change(s)",
+            err=True,
+        )
     if report.exit_code:
         sys.exit(report.exit_code)

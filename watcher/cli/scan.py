@@ -23,6 +23,7 @@ from watcher.daemon.ingest import RunReport, ingest, settings_of
 from watcher.errors import WatcherError
 from watcher.pipeline.process import Outcome, process
 from watcher.pipeline.status import Transition
+from watcher.shown import for_person
 from watcher.sources.mailfiles import display_path, kind_of, read_source
 from watcher.store.store import Store
 
@@ -58,17 +59,18 @@ def scan(
     def show(outcome: Outcome, source: str) -> None:
         match = outcome.match
         if as_json:
-            click.echo(json.dumps(_scan_record(source, outcome), ensure_ascii=False))
+            click.echo(for_person(json.dumps(_scan_record(source, outcome), ensure_ascii=False)))
             return
         fields = " ".join(f"{k}={v}" for k, v in outcome.fields.items())
         flag = " SUSPICIOUS" if outcome.suspicious else ""
         error = f" error={outcome.message.error}" if outcome.message.error else ""
-        click.echo(
+        line = (
             f"{source}: {match.kind}{flag} platform={match.platform or '-'} "
             f"account={match.account or '-'} auth={outcome.verdict.result} "
             f"rule={match.rule_id or '-'} {fields}".rstrip()
             + error
         )
+        click.echo(for_person(line))  # fields and errors can carry a mail's own characters
 
     store = Store.open(db, store_codes=config.store_codes) if db is not None else None
     failed: WatcherError | None = None
@@ -76,7 +78,8 @@ def scan(
         for path in paths:
             label = display_path(path)
             try:
-                single = kind_of(path) == "eml"
+                kind = kind_of(path)
+                single = kind == "eml"
                 messages = read_source(path)
             except WatcherError as exc:  # one bad path does not stop the others
                 click.echo(f"meta-watcher: {exc}", err=True)
@@ -88,8 +91,11 @@ def scan(
                 _added: list[Transition],
                 single: bool = single,
                 label: str = label,
+                files: bool = kind == "eml folder",
             ) -> None:
-                show(outcome, label if single else f"{label}#{outcome.key.uid}")
+                if files:  # each message is a file: name it
+                    label = f"{label.rstrip('/')}/{Path(outcome.key.folder).name}"
+                show(outcome, label if single or files else f"{label}#{outcome.key.uid}")
 
             if store is not None:
                 ingest(store, pack, settings, messages, RunReport(), on_recorded=shown)

@@ -19,6 +19,9 @@ from watcher.config.models import APP_NAME, Config, LocalSource, package_file
 from watcher.errors import ConfigError
 
 ENV_CONFIG = "META_WATCHER_CONFIG"
+# A config is a few kilobytes; the bound keeps a hostile or mistaken file from costing
+# memory and time before it is refused.
+MAX_CONFIG_BYTES = 1024 * 1024
 DEFAULT_TRUSTED_DEMO = ("mx.home.example",)
 
 
@@ -63,6 +66,20 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
+def _refuse_aliases(text: str, path: Path) -> None:
+    """ConfigError when the YAML uses an alias (``*name``): ten nested anchors stand for
+    10**10 values ("billion laughs", YAML 1.2 §3.2.2.2), and a config never needs one.
+    Reads the event stream only, which is linear in the text; yaml.YAMLError when the text is
+    not YAML."""
+    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+        if isinstance(event, yaml.AliasEvent):
+            line = event.start_mark.line + 1 if event.start_mark is not None else 0
+            raise ConfigError(
+                f"config file {path} uses a YAML alias (*{event.anchor}) at line {line}; "
+                "write the value out instead"
+            )
+
+
 def load_config(cli_path: Path | None = None) -> Config:
     """Load and validate the config chosen by :func:`choose_config`.
 
@@ -79,7 +96,10 @@ def load_config(cli_path: Path | None = None) -> Config:
         raise ConfigError(f"config file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"config file {path} cannot be read ({type(exc).__name__})") from None
+    if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
+        raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
+        _refuse_aliases(text, path)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

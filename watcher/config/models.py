@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import ipaddress
 import logging
+import math
 import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -32,10 +33,16 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNOR
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
+# The longest duration any setting takes. A poll every 10**27 s or every NaN s reached the
+# scheduler and crashed `run`; a year is far beyond any sensible interval or age.
+MAX_DURATION_SECONDS = 365 * 86400.0
+
+
 def parse_duration(value: object) -> float:
     """Return *value* ("90", "30s", "5m", "1h", "2d" or a number) in seconds.
 
-    Raises ValueError for anything else or for a duration that is not positive.
+    Raises ValueError for anything else, for a duration that is not positive, and for one
+    that is not finite or longer than MAX_DURATION_SECONDS (365 days).
     """
     if isinstance(value, int | float) and not isinstance(value, bool):
         seconds = float(value)
@@ -44,8 +51,12 @@ def parse_duration(value: object) -> float:
         if not match:
             raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
         seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
     if seconds <= 0:
         raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("a duration must be at most 365 days (365d)")
     return seconds
 
 
@@ -165,6 +176,9 @@ class Account(_Frozen):
     oauth2_token_command: str | None = None
     oauth2: OAuth2Settings | None = None
     folders: tuple[str, ...] = ("INBOX",)
+    # Also watch the account's spam folder (RFC 6154 \Junk, or Spam/Junk/... by name), where a
+    # code mail often lands; read-only like every folder. README "Spam folders".
+    junk: bool = True
     timeout: Seconds = 30.0
     idle: bool = True
 
@@ -266,6 +280,58 @@ class NotifyTarget(_Frozen):
         return not self.events or event in self.events
 
 
+class MqttSettings(_Frozen):
+    """Home Assistant over MQTT (README "Home Assistant over MQTT"): the broker's ``url``
+    (``mqtt://host[:1883]`` or ``mqtts://host[:8883]``, TLS verified against the system CAs or
+    ``ca_file``), ``username`` and the password from one of ``password_file``,
+    ``password_env``, ``password_command`` (as for accounts; none: no password), and Home
+    Assistant's ``discovery_prefix``. ``node_id`` names this watcher in topics."""
+
+    url: str = Field(pattern=r"^mqtts?://[^/\s]+/?$")
+    username: str | None = None
+    password_file: Path | None = None
+    password_env: str | None = None
+    password_command: str | None = None
+    ca_file: Path | None = None
+    discovery_prefix: str = Field(default="homeassistant", min_length=1)
+    node_id: str = Field(default="meta_watcher", min_length=1)
+
+    @model_validator(mode="after")
+    def _check(self) -> MqttSettings:
+        sources = [
+            s for s in ("password_file", "password_env", "password_command") if getattr(self, s)
+        ]
+        if len(sources) > 1:
+            raise ValueError(f"set only one of {', '.join(sources)}")
+        if sources and self.username is None:
+            raise ValueError("a broker password needs a username")
+        return self
+
+
+class MetaAccount(_Frozen):
+    """One of the user's Meta accounts (README "Your Meta accounts"): ``platform``,
+    ``address`` (where its mail arrives, the address Meta's mails name), an optional
+    ``name`` ("Firmen-Instagram"), ``business: true`` for a business account, and
+    ``linked: NAME``: the account named NAME is in the same Accounts Center, so an acceptance
+    that covers the Accounts Center counts for both."""
+
+    platform: Literal["facebook", "instagram"]
+    address: str = Field(pattern=r"^[^\s@]+@[^\s@]+\.[^\s@]+$")
+    name: str | None = Field(default=None, min_length=1)
+    business: bool = False
+    linked: str | None = Field(default=None, min_length=1)
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(platform, address in lower case): how the status log names the account."""
+        return (self.platform, self.address.lower())
+
+    @property
+    def label(self) -> str:
+        """The name, else ``platform address``."""
+        return self.name or f"{self.platform} {self.address}"
+
+
 def _default_database() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME)) / "log.sqlite3"
 
@@ -290,10 +356,19 @@ class Config(_Frozen):
     reminder_days: tuple[Annotated[int, Field(ge=0, le=365)], ...] = (7, 1)
     idle: bool = True
     idle_renew: Seconds = 600.0
+    # A folder whose server reported new mail only outside IDLE (on DONE or NOOP: GNU
+    # Mailutils; Courier every 60 s) renews IDLE this often instead (daemon/idle.py).
+    idle_renew_late: Seconds = 25.0
     idle_silence: Seconds = 240.0
     heartbeat_interval: Seconds = 120.0
     reconnect_max: Seconds = 300.0
     login_retry: Seconds = 3600.0
+    mqtt: MqttSettings | None = None
+    # Prometheus text endpoint of the daemon, HOST:PORT or PORT (127.0.0.1); off when unset.
+    metrics: str | None = Field(
+        default=None, pattern=r"^(?:\[[0-9A-Fa-f:]+\]:|[A-Za-z0-9.-]+:)?[0-9]{1,5}$"
+    )
+    meta_accounts: tuple[MetaAccount, ...] = ()
     source_path: Path | None = Field(default=None, exclude=True)
     demo: bool = Field(default=False, exclude=True)
 
@@ -310,7 +385,44 @@ class Config(_Frozen):
         twice = sorted({k for k in keys if keys.count(k) > 1})
         if twice:
             raise ValueError(f"notify targets must differ: {', '.join(twice)} appears twice")
+        self._check_meta_accounts()
         return self
+
+    def _check_meta_accounts(self) -> None:
+        named = [m.name for m in self.meta_accounts if m.name]
+        dupes = sorted({n for n in named if named.count(n) > 1})
+        if dupes:
+            raise ValueError(f"meta_accounts names must be unique: {', '.join(dupes)}")
+        listed = [m.key for m in self.meta_accounts]
+        again = sorted({f"{p} {a}" for p, a in listed if listed.count((p, a)) > 1})
+        if again:
+            raise ValueError(f"meta_accounts lists {', '.join(again)} twice")
+        for m in self.meta_accounts:
+            if m.linked is not None and m.linked not in named:
+                raise ValueError(
+                    f"meta_accounts: {m.label} is linked to {m.linked!r}, which no account "
+                    "in meta_accounts is named"
+                )
+
+    @property
+    def accounts_centers(self) -> tuple[tuple[tuple[str, str], ...], ...]:
+        """The ``meta_accounts`` joined by ``linked:`` (in either direction, transitively):
+        one group of (platform, address) per Accounts Center with at least two accounts."""
+        parent = {m.key: m.key for m in self.meta_accounts}
+        by_name = {m.name: m.key for m in self.meta_accounts if m.name}
+
+        def root(key: tuple[str, str]) -> tuple[str, str]:
+            while parent[key] != key:
+                key = parent[key]
+            return key
+
+        for m in self.meta_accounts:
+            if m.linked in by_name:
+                parent[root(m.key)] = root(by_name[m.linked])
+        groups: dict[tuple[str, str], list[tuple[str, str]]] = {}
+        for m in self.meta_accounts:
+            groups.setdefault(root(m.key), []).append(m.key)
+        return tuple(tuple(g) for g in groups.values() if len(g) > 1)
 
     @property
     def rules_path(self) -> Path:

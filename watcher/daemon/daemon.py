@@ -27,11 +27,13 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 
 from watcher.clock import utc_now
+from watcher.codes import mask_code
 from watcher.config import Account, Config
 from watcher.daemon import systemd
 from watcher.daemon.health import worker_name
@@ -39,12 +41,18 @@ from watcher.daemon.idle import FolderWorker, StopEvent, Stopping
 from watcher.daemon.ingest import RunReport, settings_of
 from watcher.daemon.runner import poll_account, poll_local, queue_reminders
 from watcher.errors import ConfigError, FolderError, LoginError, ServerError, WatcherError
+from watcher.kinds import CODE_KINDS
 from watcher.notify.apprise import Sender
+from watcher.notify.mqtt import HomeAssistantPublisher, publish_store, publisher_for
 from watcher.notify.plan import login_failed_items, notify_settings
 from watcher.pipeline.process import Outcome
 from watcher.pipeline.rules import RulePack
 from watcher.pipeline.status import Transition
+from watcher.sources.credentials import mqtt_password
 from watcher.store.store import Store
+
+if TYPE_CHECKING:
+    from watcher.daemon.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +80,12 @@ class Daemon:
         self._reminders_dirty = threading.Event()
         self._jobs_running = 0
         self.sender = Sender(config.notify) if config.notify else None
+        # Home Assistant over MQTT (watcher.notify.mqtt): started in run(); its own threads
+        # publish, so a broker that is down never holds up mail processing.
+        self.mqtt: HomeAssistantPublisher | None = None
+        self.mqtt_dirty = threading.Event()
+        # The Prometheus endpoint (watcher.daemon.metrics), when ``metrics:`` is set.
+        self.metrics: Metrics | None = None
         self.scheduler: BackgroundScheduler | None = None
         self.poll_stale_seconds = (
             2 * config.poll_interval
@@ -87,10 +101,16 @@ class Daemon:
         return Store.open(self.database, store_codes=self.config.store_codes)
 
     def on_recorded(self, _outcome: Outcome, transitions: list[Transition]) -> None:
-        """After each committed message: wake the sender; stop early when asked to."""
+        """After each committed message: wake the sender and the MQTT publisher; stop early
+        when asked to."""
         self.outbox_ready.set()
+        if self.metrics is not None:
+            self.metrics.messages.labels(_outcome.match.kind).inc()
         if transitions:
             self._reminders_dirty.set()
+            self.mqtt_dirty.set()
+        if self.mqtt is not None:
+            self._publish_code(_outcome)
         if self.stop.is_set():
             raise Stopping
 
@@ -114,6 +134,9 @@ class Daemon:
                 report.transitions,
             )
         self.login_ok(account)
+        if self.metrics is not None:
+            for folder in folders:
+                self.metrics.polled(account.name, folder)
         if self._reminders_dirty.is_set():
             self._reminders_dirty.clear()
             self.check_reminders(store)
@@ -125,6 +148,8 @@ class Daemon:
         with self._lock:
             known = account.name in self._login_failed
             self._login_failed.add(account.name)
+        if self.metrics is not None:
+            self.metrics.login_failures.labels(account.name).inc()
         log.error("%s; retrying in %ds", sentence, round(self.config.login_retry))
         if known:
             return  # already notified
@@ -136,6 +161,11 @@ class Daemon:
         """Forget a login failure of *account* (the next one notifies again)."""
         with self._lock:
             self._login_failed.discard(account.name)
+
+    def idle_reconnecting(self, account: Account, folder: str) -> None:
+        """An IDLE session of (account, folder) ended and is reconnecting (metrics)."""
+        if self.metrics is not None:
+            self.metrics.idle_reconnects.labels(account.name, folder).inc()
 
     def is_idle(self, name: str) -> bool:
         """True while an IDLE worker owns the heartbeat *name*."""
@@ -241,6 +271,8 @@ class Daemon:
                     continue
                 if report.recorded:
                     log.info("local source %s: %d recorded", source.name, report.recorded)
+                if self.metrics is not None:
+                    self.metrics.polled(source.name, "")
                 store.beat(name, "ok", "polling", self.poll_stale_seconds)
             if self._reminders_dirty.is_set():
                 self._reminders_dirty.clear()
@@ -267,6 +299,34 @@ class Daemon:
                 if upcoming is not None:
                     wait = min(60.0, max(0.05, (upcoming - utc_now()).total_seconds()))
                 self.outbox_ready.wait(wait)
+        finally:
+            store.close()
+
+    def _publish_code(self, outcome: Outcome) -> None:
+        # The latest code of an account for Home Assistant, masked unless notify_codes.
+        code = outcome.fields.get("code")
+        if self.mqtt is None or not code or outcome.suspicious:
+            return
+        if outcome.match.kind not in CODE_KINDS:
+            return
+        shown = code if self.config.notify_codes else (mask_code(code) or code)
+        account = outcome.match.account or outcome.key.source
+        self.mqtt.publish_code_event(account, shown, outcome.mail_at or utc_now())
+
+    def mqtt_loop(self) -> None:
+        """Thread: publish every account's status at start and after each status change
+        (and hourly: a new day changes nothing, but a broker without persistence might have
+        lost the retained states). The publisher republishes everything on reconnect."""
+        assert self.mqtt is not None
+        store = self.open_store()
+        try:
+            while not self.stop.is_set():
+                self.mqtt_dirty.clear()
+                try:
+                    publish_store(self.mqtt, store)
+                except WatcherError as exc:
+                    log.error("MQTT: %s", exc)
+                self.mqtt_dirty.wait(3600)
         finally:
             store.close()
 
@@ -329,6 +389,20 @@ class Daemon:
         )
         if self.sender is not None:
             threads.append(threading.Thread(target=self.sender_loop, name="sender", daemon=True))
+        if config.metrics is not None:
+            from watcher.daemon.metrics import Metrics  # prometheus-client only when asked
+
+            self.metrics = Metrics(self.database)
+            try:
+                self.metrics.serve(config.metrics)
+            except (OSError, ValueError) as exc:
+                raise ConfigError(f"metrics: cannot listen on {config.metrics}: {exc}") from None
+        if config.mqtt is not None:
+            try:
+                self.mqtt = publisher_for(config.mqtt, mqtt_password(config.mqtt))
+            except ValueError as exc:
+                raise ConfigError(f"mqtt: {exc}") from None
+            threads.append(threading.Thread(target=self.mqtt_loop, name="mqtt", daemon=True))
 
         def on_signal(signum: int, _frame: FrameType | None) -> None:
             log.info("received %s, stopping", signal.Signals(signum).name)
@@ -365,6 +439,11 @@ class Daemon:
         systemd.notify("STOPPING=1")
         deadline = time.monotonic() + SHUTDOWN_SECONDS
         self.outbox_ready.set()
+        self.mqtt_dirty.set()
+        if self.mqtt is not None:
+            self.mqtt.close(timeout=1.0)  # "offline" for Home Assistant
+        if self.metrics is not None:
+            self.metrics.close()
         scheduler.shutdown(wait=False)
         for thread in threads:
             thread.join(timeout=max(0.0, deadline - time.monotonic()))

@@ -100,6 +100,10 @@ class IdleHost(Protocol):
         """Mark the heartbeat *name* as owned by its IDLE worker (or by the polls)."""
         ...
 
+    def idle_reconnecting(self, account: Account, folder: str) -> None:
+        """An IDLE session of (account, folder) ended and is reconnecting (metrics)."""
+        ...
+
 
 class FolderWorker(threading.Thread):
     """One IDLE connection to (account, folder), reconnecting forever until stopped."""
@@ -112,6 +116,8 @@ class FolderWorker(threading.Thread):
         self.key = worker_name(account, folder)
         self.where = f"account {account.name} folder {folder}"
         self.state = "connecting"
+        # How often IDLE is re-issued; shortened once the server is seen to push late.
+        self.renew = daemon.config.idle_renew
 
     def beat(self, store: Store, state: str, detail: str | None = None) -> None:
         """Write this worker's heartbeat (errors logged, never raised)."""
@@ -160,6 +166,7 @@ class FolderWorker(threading.Thread):
                 delay = backoff.next()
                 log.warning("%s; reconnecting in %.1fs", exc, delay)
                 self.beat(store, "reconnecting", str(exc))
+                self.d.idle_reconnecting(self.account, self.folder)
             except imap.CONNECTION_ERRORS as exc:
                 delay = backoff.next()
                 sentence = (
@@ -167,6 +174,7 @@ class FolderWorker(threading.Thread):
                 )
                 log.warning("%s; reconnecting in %.1fs", sentence, delay)
                 self.beat(store, "reconnecting", sentence)
+                self.d.idle_reconnecting(self.account, self.folder)
             except Exception as exc:
                 delay = backoff.next()
                 log.error(
@@ -178,6 +186,7 @@ class FolderWorker(threading.Thread):
                 )
                 log.debug("traceback", exc_info=True)
                 self.beat(store, "reconnecting", f"unexpected {type(exc).__name__}")
+                self.d.idle_reconnecting(self.account, self.folder)
             self.d.stop.wait(delay)
 
     def _session(self, store: Store, backoff: Backoff) -> str:
@@ -203,10 +212,11 @@ class FolderWorker(threading.Thread):
             self.d.poll(store, account, [self.folder])
             backoff.reset()
             self.beat(store, "ok", "idling")
-            log.info("%s: idling (renewed every %ds)", self.where, round(config.idle_renew))
+            log.info("%s: idling (renewed every %ds)", self.where, round(self.renew))
             while not self.d.stop.is_set():
                 probe = self._idle_round(client, store)
                 if probe and not self.d.stop.is_set() and imap.noop(client):
+                    self.pushed_late("in its answer to NOOP")
                     self.d.poll(store, account, [self.folder])
             return "stopped"
         finally:
@@ -228,7 +238,7 @@ class FolderWorker(threading.Thread):
             due = min(
                 last_beat + config.heartbeat_interval,
                 last_heard + config.idle_silence,
-                started + config.idle_renew,
+                started + self.renew,
             )
             wait = min(max(due - boot_clock(), 0.05), IDLE_WAIT_MAX_SECONDS)
             news = imap.idle_wait(client, wait, self.d.stop.fileno())
@@ -248,7 +258,7 @@ class FolderWorker(threading.Thread):
                 )
                 probe = True
                 break
-            if now - started >= config.idle_renew:
+            if now - started >= self.renew:
                 log.debug("%s: renewing IDLE", self.where)
                 break
         if self.d.stop.is_set():
@@ -256,5 +266,24 @@ class FolderWorker(threading.Thread):
             imap.idle_done(client)
         elif imap.idle_done(client):
             # Mail that arrived while leaving IDLE is reported in DONE's answer, never again.
+            self.pushed_late("only when IDLE ended")
             self.d.poll(store, self.account, [self.folder])
         return probe
+
+    def pushed_late(self, how: str) -> None:
+        """The server reported new mail *how* ("only when IDLE ended"), not during IDLE: GNU
+        Mailutils imap4d reports only on DONE or NOOP, Courier only every IMAP_IDLE_TIMEOUT
+        (60 s). From now on this folder's IDLE is renewed every ``idle_renew_late``, so such
+        mail is seen within that long instead of at the silence probe; said once in the log."""
+        shorter = min(self.d.config.idle_renew_late, self.d.config.idle_renew)
+        if self.renew <= shorter:
+            return
+        self.renew = shorter
+        log.info(
+            "%s: %s reported new mail %s, not during IDLE; renewing IDLE every %ss from now on "
+            "so new mail is noticed sooner",
+            self.where,
+            self.account.host,
+            how,
+            f"{shorter:g}",
+        )

@@ -13,10 +13,12 @@ from watcher.codes import mask_code
 from watcher.config import Config
 from watcher.crashpoint import crash_point
 from watcher.errors import WatcherError
+from watcher.kinds import OTHER
 from watcher.notify.plan import NotifySettings, plan_notifications
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack
 from watcher.pipeline.status import Transition
+from watcher.progress import FolderProgress, current_progress
 from watcher.sources.base import Cursor, MailSource, RawMessage
 from watcher.store.store import Store
 
@@ -50,6 +52,7 @@ def settings_of(config: Config) -> Settings:
         trusted_authserv_ids=config.trusted_authserv_ids,
         trust_unauthenticated=config.trust_unauthenticated,
         max_message_bytes=config.max_message_bytes,
+        accounts_centers=config.accounts_centers,
     )
 
 
@@ -82,13 +85,17 @@ def ingest(
     cursor_for: Callable[[RawMessage], Cursor | None] = lambda _raw: None,
     on_recorded: OnRecorded | None = None,
     notify: NotifySettings | None = None,
+    progress: FolderProgress | None = None,
 ) -> None:
     """Process and record each of *messages* in order, skipping mail the account already has
     (same Message-ID or content). *cursor_for* gives the cursor to commit with each message;
     with *notify*, the notifications a message causes are planned and written in its
-    transaction (so they exist exactly when it is recorded)."""
+    transaction (so they exist exactly when it is recorded). *progress* counts each message
+    fetched and recorded."""
     for raw in messages:
         report.fetched += 1
+        if progress is not None:
+            progress.fetched()
         outcome = process(raw, pack, settings)
         crash_point("parse")
         cursor = cursor_for(raw)
@@ -108,7 +115,12 @@ def ingest(
         added = recording.transitions
         if outcome.worth_recording:
             report.recorded += 1
-            log.info("%s", describe(outcome))
+            if progress is not None:
+                progress.recorded()
+            # Meta's privacy mail (and look-alikes) at INFO; ordinary mail only with -v: a
+            # first scan of 6,000 messages must not print 6,000 lines.
+            ordinary = outcome.match.kind == OTHER and not outcome.suspicious
+            log.log(logging.DEBUG if ordinary else logging.INFO, "%s", describe(outcome))
         for transition in added:
             report.transitions += 1
             log.info(
@@ -138,15 +150,22 @@ def poll_source(
     for folder in source.folders:
         cursor = store.cursor(source.identity, folder)
         with source.new_messages(folder, cursor) as scan:
-            ingest(
-                store,
-                pack,
-                settings,
-                scan.messages,
-                report,
-                cursor_for=lambda raw: raw.key.cursor(),
-                on_recorded=on_recorded,
-                notify=notify,
-            )
+            label = f"{source.name}/{folder}" if folder else source.name
+            tracker = current_progress().folder(label, scan.total)
+            try:
+                ingest(
+                    store,
+                    pack,
+                    settings,
+                    scan.messages,
+                    report,
+                    cursor_for=lambda raw: raw.key.cursor(),
+                    on_recorded=on_recorded,
+                    notify=notify,
+                    progress=tracker,
+                )
+            finally:
+                if tracker is not None:
+                    tracker.close()
             if scan.end is not None:
                 store.move_cursor(source.identity, folder, scan.end)

@@ -83,9 +83,11 @@ def poll_account(
         with source:
             poll_source(source, store, pack, settings, report, on_recorded, notify)
     except imap.CONNECTION_ERRORS as exc:
+        # A bound the server went over (sources/imap/guard.py) is said in words.
+        why = imap.guard_reason(exc) or type(exc).__name__
         raise ServerError(
             f"account {account.name}: connection to {account.host} failed during the poll "
-            f"({type(exc).__name__}); what was recorded stays recorded"
+            f"({why}); what was recorded stays recorded"
         ) from None
 
 

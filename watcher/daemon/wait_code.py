@@ -43,6 +43,7 @@ class FoundCode:
     mailbox: str
     arrived_at: datetime | None
     verified: bool
+    in_spam: bool = False
 
 
 def _mailboxes(config: Config, address: str | None) -> tuple[list[Account], bool]:
@@ -62,6 +63,7 @@ def wait_for_code(
     address: str | None,
     timeout_seconds: float,
     since_seconds: float,
+    watched: list[str] | None = None,
 ) -> FoundCode | None:
     """Wait until a verification code mail for *address* (a Meta account's address, or a
     config account's name or user name; None: any) arrives in a watched folder, or
@@ -71,6 +73,10 @@ def wait_for_code(
     Read-only and independent of the daemon: its own connections, EXAMINE, IDLE (or a poll
     every 2 s), nothing recorded. Mail that fails authenticity is never used. Raises
     ConfigError without accounts, LoginError when every account rejects the login.
+
+    Besides each account's ``folders``, its spam folders are watched (unless ``junk: false``;
+    :func:`_junk_of`); *watched*, when given, receives ``account/folder`` for each folder
+    watched, for the message when nothing came.
     """
     accounts, by_mailbox = _mailboxes(config, address)
     deadline = time.monotonic() + timeout_seconds
@@ -91,7 +97,7 @@ def wait_for_code(
             return True
         return (outcome.match.account or "").lower() == address.lower()
 
-    def watch(account: Account, folder: str) -> None:
+    def watch(account: Account, folder: str, junk: bool) -> None:
         backoff = Backoff(RECONNECT_INITIAL_SECONDS, 30.0)
         seen: set[int] = set()
         while not done.is_set() and time.monotonic() < deadline:
@@ -113,7 +119,7 @@ def wait_for_code(
                     uids = [u for u in imap.candidate_uids(client, plan, start) if u not in seen]
 
                     def key_for(uid: int, uv: int = state.uidvalidity) -> SourceKey:
-                        return SourceKey(account.name, account.identity, folder, uv, uid)
+                        return SourceKey(account.name, account.identity, folder, uv, uid, junk)
 
                     hits: list[FoundCode] = []
                     for raw in imap.fetch_messages(
@@ -155,10 +161,14 @@ def wait_for_code(
                 imap.logout(client)
             done.wait(min(backoff.next(), max(0.0, deadline - time.monotonic())))
 
+    pairs = [(a, f, False) for a in accounts for f in a.folders]
+    for account in accounts:
+        pairs += [(account, f, True) for f in _junk_of(account) if f not in account.folders]
+    if watched is not None:
+        watched.extend(f"{a.name}/{f}" for a, f, _junk in pairs)
     threads = [
-        threading.Thread(target=watch, args=(a, f), name=f"wait:{a.name}/{f}", daemon=True)
-        for a in accounts
-        for f in a.folders
+        threading.Thread(target=watch, args=(a, f, j), name=f"wait:{a.name}/{f}", daemon=True)
+        for a, f, j in pairs
     ]
     for thread in threads:
         thread.start()
@@ -172,6 +182,24 @@ def wait_for_code(
     if failures and len(failures) >= len(threads):
         raise failures[0]
     return None
+
+
+def _junk_of(account: Account) -> list[str]:
+    """*account*'s spam folders (:func:`watcher.sources.imap.junk_folders`), on a short
+    connection of its own; [] with ``junk: false`` or when the server cannot be asked (the
+    folder watchers then report the problem)."""
+    if not account.junk:
+        return []
+    try:
+        client = imap.connect(account)
+    except WatcherError:
+        return []
+    try:
+        return imap.junk_folders(client)
+    except imap.CONNECTION_ERRORS:
+        return []
+    finally:
+        imap.logout(client)
 
 
 def _code_of(
@@ -202,4 +230,5 @@ def _code_of(
         raw.key.label(),
         arrived,
         outcome.verdict.result == "pass",
+        raw.key.in_spam,
     )

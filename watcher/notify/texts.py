@@ -6,22 +6,21 @@ which the sender puts back at delivery when ``notify_codes`` is on.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from watcher.codes import mask_code
+from watcher.codes import mask_code, mask_codes_in
 from watcher.kinds import BY_NAME, UNRECOGNIZED
+from watcher.pipeline.evidence import form_link
+from watcher.shown import for_person
 
 if TYPE_CHECKING:
     from watcher.pipeline.process import Outcome
     from watcher.pipeline.status import Transition
 
 _PLATFORM_NAMES = {"facebook": "Facebook", "instagram": "Instagram"}
-# Meta's objection form lives under these paths (2024: /help/contact/<id>; Instagram's help).
-_FORM_LINK = re.compile(r"/help/contact/|/help/instagram/contact/|privacycenter|/privacy/", re.I)
 _RULES_TEST_HINT = (
     "No rule in rules.yaml matched it. Save it as a .eml file and run "
     "`meta-watcher rules test FILE` to see why, then report it or add a user rule."
@@ -49,13 +48,18 @@ _ANSWERS = {
 class Notice:
     """One thing to tell the user, before it is addressed to targets: its ``event`` (a
     notify ``events`` name), plain-text ``title`` and ``body`` with codes masked, the full
-    code as ``secret``, and whether it is a ``warning``."""
+    code as ``secret``, and whether it is a ``warning``. Title and body pass for_person:
+    no control character or bidi override from a mail reaches a notification."""
 
     event: str
     title: str
     body: str
     secret: str | None = None
     warning: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "title", for_person(self.title))
+        object.__setattr__(self, "body", for_person(self.body))
 
 
 def platform_name(name: str | None) -> str:
@@ -68,14 +72,6 @@ def stamp(value: datetime | None) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if value else "unknown date"
 
 
-def form_link(links: Iterable[str]) -> str | None:
-    """The link to Meta's objection form among a genuine mail's *links*, if there is one."""
-    for link in links:
-        if _FORM_LINK.search(link):
-            return link
-    return None
-
-
 def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Notice | None:
     """What to tell the user about *outcome*, or None when it is nothing to announce.
 
@@ -86,13 +82,20 @@ def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Not
     """
     msg, match = outcome.message, outcome.match
     sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
+    # A code in a wording no rule knows arrives as unrecognized: masked like every code.
+    subject = mask_codes_in(msg.subject)
     where = f"Mailbox: {outcome.key.label()}"
+    # A genuine mail in the spam folder: the user must look there, and marking it as not
+    # spam keeps Meta's next mail (the code, the answer) in the inbox.
+    spam = " (in Spam)" if outcome.key.in_spam else ""
+    if outcome.key.in_spam and not outcome.suspicious:
+        where += "\nThis mail was in your Spam folder: look there and mark it as not spam."
     if outcome.suspicious:
         reasons = "; ".join(outcome.verdict.reasons) or "its authentication failed"
         return Notice(
             "suspicious",
             "Suspicious mail pretending to be Meta",
-            f"From: {sender}\nSubject: {msg.subject}\nWhy: {reasons}\n"
+            f"From: {sender}\nSubject: {subject}\nWhy: {reasons}\n"
             "It changed no status. Do not click its links or answer it.\n" + where,
             warning=True,
         )
@@ -102,7 +105,7 @@ def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Not
         return Notice(
             kind,
             "Unrecognized Meta privacy mail",
-            f"From: {sender}\nSubject: {msg.subject}\n{_RULES_TEST_HINT}\n{mail_of}\n{where}",
+            f"From: {sender}\nSubject: {subject}\n{_RULES_TEST_HINT}\n{mail_of}\n{where}",
         )
     row = BY_NAME.get(kind)
     if row is None:
@@ -121,7 +124,7 @@ def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Not
         shown = mask_code(code) or "(no code found in the mail)"
         return Notice(
             kind,
-            f"{platform} verification code {shown}",
+            f"{platform} verification code {shown}{spam}",
             f"Code to confirm your objection to AI at Meta: {shown}\nAccount: {account}\n"
             f"{mail_of} Meta says a code is valid for about an hour.{caveat}\n{where}",
             secret=code,
@@ -134,7 +137,7 @@ def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Not
         form = f"\nObject here: {link}" if link else "\nObject with the form linked in the mail."
         return Notice(
             kind,
-            f"{platform}: Meta will use your data for AI {when}",
+            f"{platform}: Meta will use your data for AI {when}{spam}",
             f"Meta announced it will use your information for AI at Meta {when}.\n"
             f"Account: {account}{form}\n{mail_of}{status}{caveat}\n{where}",
             warning=row.warning,
@@ -142,7 +145,7 @@ def describe_outcome(outcome: Outcome, transitions: Sequence[Transition]) -> Not
     title, meaning = _ANSWERS.get(kind, (row.label, f"Meta sent a mail: {row.label}."))
     return Notice(
         kind,
-        f"{platform}: {title}",
+        f"{platform}: {title}{spam}",
         f"{meaning}\nAccount: {account}\n{mail_of}{status}{caveat}\n{where}",
         warning=row.warning,
     )

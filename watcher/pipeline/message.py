@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email import policy
 from email.message import Message as EmailMessage
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from bs4.builder import TreeBuilder
@@ -217,6 +217,9 @@ class _Headers:
     def __init__(self, msg: EmailMessage, defects: list[str]) -> None:
         self._msg = msg
         self._defects = defects
+        # (lower-case name, raw value) of every field, read on first use: the message's
+        # headers are looked up by a dozen names, each a walk over all of them.
+        self._items: list[tuple[str, Any]] | None = None
 
     def all(self, name: str, *, decode: bool = True) -> list[str]:
         """Every value of the header field *name* (case-insensitive), top-most first, unfolded
@@ -225,8 +228,11 @@ class _Headers:
         values: list[str] = []
         # raw_items() gives the undecoded source strings; decoding them ourselves avoids the
         # exceptions policy.default's structured headers raise on hostile input.
-        for key, raw in self._msg.raw_items():
-            if key.lower() != name.lower():
+        if self._items is None:
+            self._items = [(key.lower(), raw) for key, raw in self._msg.raw_items()]
+        wanted = name.lower()
+        for key, raw in self._items:
+            if key != wanted:
                 continue
             raw_text = raw if isinstance(raw, str) else str(raw)
             if len(raw_text) > MAX_HEADER_CHARS:
@@ -354,6 +360,10 @@ def _sender(values: list[str]) -> tuple[str, str]:
     if not found or len(found) > _top_level_commas(values[0]) + 1:
         return "", ""
     name, addr = found[0]
+    if not name.strip() and "@" not in addr:
+        # "Facebook ,_<x@example.com>": a bare phrase with no address is what the mail shows
+        # as its sender's name (phishing relies on it), so it is kept as the display name.
+        return addr.strip().strip("<>").strip(), ""
     return name.strip(), _clean_addr(addr)
 
 
@@ -443,6 +453,48 @@ def _html_to_text(html: str) -> tuple[str, list[str]]:
     if unbuilt.text:  # what was read past the bound follows everything built, as in the mail
         text += " " + "".join(unbuilt.text)
     return text, links + unbuilt.links
+
+
+def _html_links(html: str) -> list[str]:
+    """The link targets of *html* in document order, exactly as :func:`_html_to_text` returns
+    them, without rendering the text: for an HTML part whose text is not used (the mail has a
+    text/plain body), its links are still checked.
+
+    BeautifulSoup builds only the link elements and the hidden ones (a SoupStrainer), so links
+    inside a hidden element are still left out; the same bounded builder reads what lies past
+    _MAX_HTML_NODES. About two thirds of the cost of rendering (lxml still reports every
+    element to BeautifulSoup).
+    """
+    from bs4 import BeautifulSoup, ParserRejectedMarkup, Tag
+    from bs4.filter import SoupStrainer
+
+    data = html[:MAX_HTML_CHARS].encode("utf-8", "replace")
+    unbuilt = _Unbuilt([], [])
+    try:
+        soup = BeautifulSoup(
+            data,
+            builder=_bounded_builder()(unbuilt),
+            from_encoding="utf-8",
+            parse_only=SoupStrainer(list(_LINK_TAGS | _HIDDEN_TAGS)),
+        )
+    except ParserRejectedMarkup:
+        return []
+    links: list[str] = []
+    stack = [iter(soup.contents)]
+    while stack:
+        for node in stack[-1]:
+            if not isinstance(node, Tag) or node.name in _HIDDEN_TAGS:
+                continue
+            if node.name in _LINK_TAGS:
+                target = node.get("href") or node.get("action")
+                if isinstance(target, str) and target.strip():
+                    links.append(target.strip())
+            if node.contents:  # a link element inside a form, say
+                stack.append(iter(node.contents))
+                break
+        else:
+            stack.pop()
+    return links + unbuilt.links
 
 
 @dataclass
@@ -573,13 +625,17 @@ def _bodies(msg: EmailMessage, defects: list[str]) -> tuple[str, list[str]]:
         (plain if ctype == "text/plain" else html).append(decode_bytes(payload, charset))
     links: list[str] = []
     html_text: list[str] = []
+    use_plain = any(p.strip() for p in plain)
     for doc in html:
+        if use_plain:  # the HTML text would be thrown away: read only its links
+            links.extend(_html_links(doc))
+            continue
         text, found = _html_to_text(doc)
         html_text.append(text)
         links.extend(found)
     for doc in plain:
         links.extend(m.group(0).rstrip(".,;:!?") for m in _URL.finditer(doc))
-    body = "\n\n".join(plain) if any(p.strip() for p in plain) else "\n\n".join(html_text)
+    body = "\n\n".join(plain) if use_plain else "\n\n".join(html_text)
     if len(body) > MAX_TEXT_CHARS or any(len(doc) > MAX_HTML_CHARS for doc in html):
         # Links past the cut would go unchecked: the caller records this as an error.
         raise _TooLongError

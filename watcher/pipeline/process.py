@@ -15,6 +15,7 @@ from watcher.kinds import KINDS, OTHER
 from watcher.pipeline.authenticity import Verdict, authenticate, signed_view
 from watcher.pipeline.message import Message, parse
 from watcher.pipeline.rules import Match, RulePack, classify, domain_matches
+from watcher.pipeline.rules.text import haystack
 from watcher.sources.base import RawMessage, SourceKey
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,9 @@ class Settings:
     trusted_authserv_ids: tuple[str, ...] = ()
     trust_unauthenticated: bool = False
     max_message_bytes: int = 25 * 1024 * 1024
+    # The user's Meta accounts in one Accounts Center each (config ``meta_accounts:`` with
+    # ``linked:``): groups of (platform, address), addresses lower-case.
+    accounts_centers: tuple[tuple[tuple[str, str], ...], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -124,9 +128,40 @@ def process(raw: RawMessage, pack: RulePack, settings: Settings) -> Outcome:
         counted=counted,
         mail_at=mail_at,
         date_source=date_source,
-        fields={} if suspicious else dict(match.fields),
+        fields={}
+        if suspicious
+        else _with_covered(dict(match.fields), signed, match, counted, pack, settings),
         raw=raw.raw,
     )
+
+
+def _with_covered(
+    fields: dict[str, str | None],
+    message: Message,
+    match: Match,
+    counted: bool,
+    pack: RulePack,
+    settings: Settings,
+) -> dict[str, str | None]:
+    """*fields*, plus for a counted acceptance that says it also covers the other accounts of
+    the same Accounts Center (rules.yaml ``covers_accounts_center:``) and whose account is in
+    a group of ``settings.accounts_centers``: ``covers``, the group's other accounts as
+    space-separated ``platform:address`` (the store replays them as accepted too). Nothing
+    is added without ``meta_accounts`` links, so the labels of the corpus stay as they are."""
+    if not settings.accounts_centers:
+        return fields
+    if not counted or match.kind != "objection_accepted" or not pack.covers_accounts_center:
+        return fields
+    text = haystack(message)
+    if not any(p.search(text) for p in pack.covers_accounts_center):
+        return fields
+    me = (match.platform or "", (match.account or "").lower())
+    for group in settings.accounts_centers:
+        if me in group:
+            others = [f"{p}:{a}" for p, a in group if (p, a) != me]
+            if others:
+                fields["covers"] = " ".join(others)
+    return fields
 
 
 def forwarded_meta_mail(message: Message, pack: RulePack) -> tuple[Match, str] | None:

@@ -1,11 +1,13 @@
 """The originals behind a report: every listed mail fetched again through its MailSource and
-written as ``.eml`` (0600) with a ``SHA256SUMS`` file."""
+written as ``.eml`` (0600) with a ``SHA256SUMS`` file, in a folder created 0700; no file is
+ever written through a symlink or over another file (O_CREAT|O_EXCL|O_NOFOLLOW)."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -40,14 +42,47 @@ def eml_name(mail: MailRow) -> str:
     return _UNSAFE.sub("-", "_".join(parts)) + ".eml"
 
 
-def _write_eml(directory: Path, mail: MailRow, raw: bytes) -> Path:
-    path = directory / eml_name(mail)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+# Never through a link another user of the disk planted under the predictable name, and
+# never over a file that is already there (O_EXCL: the name must be new; O_NOFOLLOW: a
+# symlink in the last component fails instead of being followed).
+_CREATE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+class _AlreadyThere(Exception):
+    """The name exists in the folder and is not this mail's bytes in a regular file."""
+
+
+def _open_folder(directory: Path) -> int:
+    """The export folder opened as a directory fd (created 0700 if missing); files are then
+    created relative to it, so a folder swapped for a link afterwards changes nothing.
+    OSError when it is a symlink or not a folder."""
     try:
-        os.write(fd, raw)
-    finally:
-        os.close(fd)
-    return path
+        directory.mkdir(mode=0o700, parents=True)
+        created = True
+    except FileExistsError:
+        created = False  # the user's own folder keeps its mode
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+    if created:
+        os.fchmod(fd, 0o700)  # whatever the umask
+    return fd
+
+
+def _create(folder: int, name: str, data: bytes) -> None:
+    """Write *data* to the new file *name* (0600) in *folder* (a directory fd). A regular
+    file already holding exactly *data* counts as written (exporting twice into the same
+    folder); anything else already there raises _AlreadyThere."""
+    try:
+        fd = os.open(name, _CREATE, 0o600, dir_fd=folder)
+    except FileExistsError:
+        st = os.lstat(name, dir_fd=folder)
+        if stat.S_ISREG(st.st_mode) and st.st_size == len(data):
+            rfd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW, dir_fd=folder)
+            with os.fdopen(rfd, "rb") as existing:
+                if existing.read() == data:
+                    return
+        raise _AlreadyThere(name) from None
+    with os.fdopen(fd, "wb") as out:
+        out.write(data)
 
 
 class Fetcher(Protocol):
@@ -99,7 +134,15 @@ def export_eml(config: Config, report: Report, directory: Path) -> list[Exported
     *directory* as ``.eml`` (0600), with a ``SHA256SUMS`` file. A mail is written only when
     its SHA-256 equals the recorded one, so the file is exactly the mail the report describes.
     Never raises for one mail; each problem is one sentence in the result."""
-    directory.mkdir(parents=True, exist_ok=True)
+    folder = _open_folder(directory)
+    try:
+        return _export(config, report, directory, folder)
+    finally:
+        os.close(folder)
+
+
+def _export(config: Config, report: Report, directory: Path, folder: int) -> list[Exported]:
+    """export_eml once the folder is open (*folder* is its directory fd)."""
     mails = [m for acc in report.accounts for m in acc.mails]
     # Local mail first, then each source's mail folder by folder: one EXAMINE per folder.
     order = sorted(mails, key=lambda m: (not m.key.is_local, m.source, m.folder))
@@ -116,12 +159,22 @@ def export_eml(config: Config, report: Report, directory: Path) -> list[Exported
             except WatcherError as exc:
                 results.append(Exported(mail, None, str(exc)))
                 continue
-            results.append(Exported(mail, _write_eml(directory, mail, raw), None))
+            name = eml_name(mail)
+            try:
+                _create(folder, name, raw)
+            except _AlreadyThere:
+                problem = f"{directory / name} already exists and is not this mail; left alone"
+                results.append(Exported(mail, None, problem))
+                continue
+            results.append(Exported(mail, directory / name, None))
     finally:
         sources.close()
     sums = sorted(f"{r.mail.sha256}  {r.path.name}" for r in results if r.path is not None)
     if sums:
-        (directory / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="ascii")
+        try:
+            _create(folder, "SHA256SUMS", ("\n".join(sums) + "\n").encode("ascii"))
+        except _AlreadyThere:
+            log.warning("not written: %s already exists and differs", directory / "SHA256SUMS")
     for r in results:
         if r.problem:
             log.warning("not exported: %s", r.problem)

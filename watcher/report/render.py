@@ -24,19 +24,32 @@ from watcher.report.words import (
     status_text,
     title,
 )
+from watcher.shown import csv_cell, for_person, md_code
 from watcher.store.rows import MailRow
 
 FORMATS = ("md", "html", "csv", "json")
 
 
 def _md_cell(value: object) -> str:
-    text = " ".join(str(value).split())
-    return text.replace("\\", "\\\\").replace("|", "\\|").replace("<", "&lt;") or " "
+    # The watcher's own words (dates, verdicts, reasons naming a domain): escaped so that
+    # nothing in them starts a link, code span or HTML. Mail values go through md_code.
+    text = " ".join(for_person(str(value)).split())
+    for ch in ("\\", "|", "[", "]", "`"):
+        text = text.replace(ch, "\\" + ch)
+    return text.replace("<", "&lt;") or " "
+
+
+class _Mail(str):
+    """A value written by a mail's sender: shown as a Markdown code span (md_code)."""
+
+
+def _cell(value: object) -> str:
+    return md_code(value) if isinstance(value, _Mail) else _md_cell(value)
 
 
 def _md_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in rows]
+    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
     return lines
 
 
@@ -54,7 +67,7 @@ def render_markdown(report: Report) -> str:
         out.append("No Meta privacy mail has been recorded.")
     for acc in report.accounts:
         out += [
-            f"## {title(acc)}",
+            f"## {_md_cell(title(acc))}",
             "",
             f"- Current status: {status_text(acc)}",
             f"- Effective date of Meta's policy: {effective_text(acc)}",
@@ -86,9 +99,9 @@ def render_markdown(report: Report) -> str:
                 (
                     stamp(mail_at(m)),
                     kind(m),
-                    m.sender,
-                    m.subject,
-                    m.message_id or "(none)",
+                    _Mail(m.sender),
+                    _Mail(m.subject),
+                    _Mail(m.message_id) if m.message_id else "(none)",
                     authenticity_text(m),
                     acc.change_caused_by(m) or "",
                 )
@@ -104,7 +117,7 @@ def render_markdown(report: Report) -> str:
                         t.mail_date[:16].replace("T", " "),
                         t.from_status or "(none)",
                         t.to_status,
-                        t.subject,
+                        _Mail(t.subject),
                     )
                     for t in acc.transitions
                 ),
@@ -157,32 +170,31 @@ def render_csv(report: Report) -> str:
     for acc in report.accounts:
         for m in acc.mails:
             obj = _objection_of(acc, m)
-            writer.writerow(
-                (
-                    acc.platform,
-                    acc.account,
-                    mail_at(m).isoformat(),
-                    m.date_source,
-                    m.kind,
-                    m.sender,
-                    m.subject,
-                    m.message_id or "",
-                    m.authenticity,
-                    m.authserv_id or "",
-                    "; ".join(m.auth_reasons),
-                    int(m.counted),
-                    int(m.suspicious),
-                    acc.change_caused_by(m) or "",
-                    acc.effective_date.isoformat() if acc.effective_date else "",
-                    obj.objected_at.isoformat() if obj else "",
-                    obj.due_at.isoformat() if obj else "",
-                    obj.verdict if obj else "",
-                    m.identity,
-                    m.folder,
-                    m.uid,
-                    m.sha256,
-                )
+            row = (
+                acc.platform,
+                acc.account,
+                mail_at(m).isoformat(),
+                m.date_source,
+                m.kind,
+                m.sender,
+                m.subject,
+                m.message_id or "",
+                m.authenticity,
+                m.authserv_id or "",
+                "; ".join(m.auth_reasons),
+                int(m.counted),
+                int(m.suspicious),
+                acc.change_caused_by(m) or "",
+                acc.effective_date.isoformat() if acc.effective_date else "",
+                obj.objected_at.isoformat() if obj else "",
+                obj.due_at.isoformat() if obj else "",
+                obj.verdict if obj else "",
+                m.identity,
+                m.folder,
+                m.uid,
+                m.sha256,
             )
+            writer.writerow(csv_cell(c) if isinstance(c, str) else c for c in row)
     return buf.getvalue()
 
 
@@ -259,13 +271,16 @@ def report_json(report: Report) -> dict[str, Any]:
 
 
 def render(report: Report, fmt: str) -> str:
-    """Render *report* as ``md``, ``html``, ``csv`` or ``json``; ValueError for another."""
+    """Render *report* as ``md``, ``html``, ``csv`` or ``json``; ValueError for another.
+    No format carries a control character or bidi override (for_person): a report is read
+    by a person, in a terminal, an editor or a browser."""
     if fmt == "md":
-        return render_markdown(report)
+        return for_person(render_markdown(report))
     if fmt == "html":
-        return render_html(report)
+        return for_person(render_html(report))
     if fmt == "csv":
-        return render_csv(report)
+        return for_person(render_csv(report))
     if fmt == "json":
-        return json.dumps(report_json(report), ensure_ascii=False, indent=2) + "\n"
+        # JSON writes C0 as \\u escapes already; C1 and bidi characters would stay raw.
+        return for_person(json.dumps(report_json(report), ensure_ascii=False, indent=2)) + "\n"
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")

@@ -8,14 +8,44 @@ A source is an IMAP account (watcher.sources.imap) or a local Maildir, mbox or `
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 # RFC 9051 2.3.1.1: an IMAP folder's UIDVALIDITY is a non-zero number, so 0 can mark the
 # messages of local files, which have none (the messages table stores it as is).
 LOCAL_UIDVALIDITY = 0
+
+# Names providers give their spam folder when the server does not mark it \Junk (RFC 6154
+# SPECIAL-USE): compared case-insensitively with a folder name's last level ("INBOX.Spam",
+# "INBOX/Junk") or with the whole name ("[Gmail]/Spam").
+JUNK_NAMES = frozenset(
+    {
+        "spam",
+        "junk",
+        "junk-e-mail",
+        "junk e-mail",
+        "junk email",
+        "junk mail",
+        "spamverdacht",
+        "bulk mail",
+        "[gmail]/spam",
+        "[google mail]/spam",
+    }
+)
+
+
+def looks_like_junk(folder: str) -> bool:
+    """True when the IMAP folder name *folder* is one providers use for spam (JUNK_NAMES).
+
+    Used where only the recorded folder name is known (``status``); a folder the server marks
+    ``\\Junk`` under another name is flagged on its SourceKey (``junk``) while it is read.
+    """
+    name = folder.strip().lower()
+    last = re.split(r"[/.]", name)[-1] if name else name
+    return name in JUNK_NAMES or last in JUNK_NAMES
 
 
 @dataclass(frozen=True)
@@ -37,6 +67,14 @@ class SourceKey:
     folder: str
     uidvalidity: int
     uid: int
+    # The folder is the account's spam folder (RFC 6154 \\Junk, or a JUNK_NAMES name): the
+    # user must look there. Not part of the identity of the message.
+    junk: bool = field(default=False, compare=False)
+
+    @property
+    def in_spam(self) -> bool:
+        """True when the message was found in a spam folder (``junk`` or by its name)."""
+        return self.junk or (not self.is_local and looks_like_junk(self.folder))
 
     @classmethod
     def local(cls, source: str, identity: str, item: str, index: int) -> SourceKey:
@@ -97,10 +135,13 @@ class Scan:
         messages: Iterable[RawMessage] = (),
         end: Cursor | None = None,
         on_close: Callable[[], None] | None = None,
+        total: int | None = None,
     ) -> None:
         self.messages = messages
         self.end = end
         self._on_close = on_close
+        # How many new messages the scan searches (for progress); None when unknown.
+        self.total = total
 
     def close(self) -> None:
         """Stop reading and release the folder (once)."""

@@ -7,7 +7,7 @@ failed, never the secret.
 
 from __future__ import annotations
 
-from watcher.config import Account
+from watcher.config import Account, MqttSettings
 from watcher.errors import SecretError
 from watcher.sources.oauth2.tokens import token_manager
 from watcher.sources.secrets import from_command, from_env, from_file, from_keyring
@@ -49,3 +49,17 @@ def access_token(account: Account) -> str:
 def login_secret(account: Account) -> str:
     """The secret *account* logs in with: an access token for XOAUTH2, else the password."""
     return access_token(account) if account.uses_oauth2 else password(account)
+
+
+def mqtt_password(settings: MqttSettings) -> str | None:
+    """The MQTT broker password from ``password_file``, ``password_env`` or
+    ``password_command`` (the sources accounts use); None when none is set. Raises
+    SecretError naming the source, never the secret."""
+    where = "mqtt"
+    if settings.password_file is not None:
+        return from_file(settings.password_file, where)
+    if settings.password_env is not None:
+        return from_env(settings.password_env, where)
+    if settings.password_command is not None:
+        return from_command(settings.password_command, where)
+    return None

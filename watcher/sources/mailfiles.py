@@ -38,15 +38,19 @@ _PROBE_BYTES = 64 * 1024
 
 
 def kind_of(path: Path) -> str:
-    """Return ``maildir``, ``mbox`` or ``eml`` for *path*; raises ConfigError if unreadable.
+    """Return ``maildir``, ``mbox``, ``eml`` or ``eml folder`` (a folder of ``.eml`` files,
+    as a mail client's "save as" leaves them) for *path*; raises ConfigError if unreadable.
 
     A file is an mbox when it starts with "From " (after a UTF-8 byte-order mark, if any) and
     that is not the obsolete header form "From  :" (RFC 5322 §4.5.3)."""
     if path.is_dir():
         if any((path / sub).is_dir() for sub in ("cur", "new")):
             return "maildir"
+        if eml_files(path):
+            return "eml folder"
         raise ConfigError(
-            f"{display_path(path)} is a folder but not a Maildir (no cur/ or new/ inside)"
+            f"{display_path(path)} is a folder but neither a Maildir (no cur/ or new/ inside) "
+            "nor a folder of .eml files"
         )
     try:
         with path.open("rb") as handle:
@@ -57,6 +61,16 @@ def kind_of(path: Path) -> str:
         raise ConfigError(f"{display_path(path)} cannot be read ({type(exc).__name__})") from None
     head = head.removeprefix(_UTF8_BOM)
     return "mbox" if head.startswith(b"From ") and not _OBS_FROM_FIELD.match(head) else "eml"
+
+
+def eml_files(folder: Path) -> list[Path]:
+    """The ``.eml`` files directly in *folder* (any case of the suffix), sorted by name, so a
+    scan reads them in the same order every time ([] when the folder cannot be listed)."""
+    try:
+        found = [p for p in folder.iterdir() if p.suffix.lower() == ".eml" and p.is_file()]
+    except OSError:
+        return []
+    return sorted(found, key=lambda p: p.name)
 
 
 def _mtime(path: Path) -> datetime | None:
@@ -92,6 +106,19 @@ def _items(path: Path, source: str) -> Iterator[tuple[RawMessage, Loader]]:
             RawMessage(SourceKey.local(source, identity, where, 1), raw, _mtime(path)),
             (path.read_bytes),
         )
+        return
+    if kind == "eml folder":
+        for index, file in enumerate(eml_files(path), start=1):
+            try:
+                raw = file.read_bytes()
+            except OSError as exc:  # one unreadable file does not stop the others
+                log.warning("%s cannot be read (%s); skipped", display_path(file), exc)
+                continue
+            item = display_path(file.resolve())
+            yield (
+                RawMessage(SourceKey.local(source, identity, item, index), raw, _mtime(file)),
+                file.read_bytes,
+            )
         return
     if kind == "mbox":
         for index, message in enumerate(_mbox_messages(path), start=1):

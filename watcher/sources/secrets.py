@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import threading
 from pathlib import Path
 
 from watcher.errors import SecretError
@@ -19,6 +20,9 @@ from watcher.errors import SecretError
 log = logging.getLogger(__name__)
 
 COMMAND_TIMEOUT_SECONDS = 60.0
+# After this long a command is probably waiting for the user (a gpg passphrase in pinentry, a
+# password manager to be unlocked): say so instead of staying silent until the timeout.
+WAIT_NOTICE_SECONDS = 3.0
 KEYRING_HINT = "install the keyring extra: python3 -m pip install '.[keyring]'"
 
 
@@ -30,25 +34,43 @@ def from_command(command: str, where: str, key: str = "password_command") -> str
     non-zero or prints nothing. Its stderr is passed through to ours (pass, gpg and op ask
     for a passphrase there); its stdout is never logged.
     """
+    notice = threading.Timer(
+        WAIT_NOTICE_SECONDS,
+        lambda: log.warning(
+            "%s: waiting for %s to print the password (is it asking for a passphrase or "
+            "an unlock?); giving up after %d s",
+            where,
+            key,
+            int(COMMAND_TIMEOUT_SECONDS),
+        ),
+    )
+    notice.daemon = True
     try:
-        done = subprocess.run(  # noqa: S602 - the user's own command, like mbsync PassCmd
-            command,
-            shell=True,
-            stdout=subprocess.PIPE,
-            stdin=subprocess.DEVNULL,
-            timeout=COMMAND_TIMEOUT_SECONDS,
-            check=False,
+        proc = subprocess.Popen(  # noqa: S602 - the user's own command, like mbsync PassCmd
+            command, shell=True, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL
         )
-    except subprocess.TimeoutExpired:
-        raise SecretError(
-            f"{where}: {key} did not finish within {int(COMMAND_TIMEOUT_SECONDS)} s"
-        ) from None
     except OSError as exc:
         raise SecretError(f"{where}: {key} could not run ({type(exc).__name__})") from None
-    lines = done.stdout.decode("utf-8", "replace").splitlines()
-    if done.returncode != 0 or not lines or not lines[0].strip():
+    notice.start()
+    try:
+        out, _err = proc.communicate(timeout=COMMAND_TIMEOUT_SECONDS)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        # A child of the shell (sh -c 'a | b') may still hold the pipe open: stop reading
+        # instead of waiting for it to finish.
+        if proc.stdout is not None:
+            proc.stdout.close()
+        proc.wait()
         raise SecretError(
-            f"{where}: {key} exited with status {done.returncode} without printing a secret"
+            f"{where}: {key} did not finish within {int(COMMAND_TIMEOUT_SECONDS)} s "
+            f"(check the command in {key}: run it by hand)"
+        ) from None
+    finally:
+        notice.cancel()
+    lines = out.decode("utf-8", "replace").splitlines()
+    if proc.returncode != 0 or not lines or not lines[0].strip():
+        raise SecretError(
+            f"{where}: {key} exited with status {proc.returncode} without printing a secret"
         )
     return lines[0].strip()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from watcher.clock import utc_now
 from watcher.errors import StoreError
-from watcher.store.rows import OutboxItem, OutboxRow
+from watcher.store.rows import OutboxEntry, OutboxItem, OutboxRow
 from watcher.store.schema import ms, transaction
 
 
@@ -108,3 +108,49 @@ class OutboxTable:
                 "UPDATE outbox SET state = 'dropped', secret = NULL, last_error = ? WHERE id = ?",
                 (reason, outbox_id),
             )
+
+    def outbox_entries(self, include_sent: bool = False) -> list[OutboxEntry]:
+        """Pending and dropped notifications (and delivered ones with *include_sent*), oldest
+        first, for ``meta-watcher outbox``."""
+        sql = (
+            "SELECT id, target, event, title, state, attempts, last_error, next_attempt_at, "
+            "created_at FROM outbox WHERE state != 'sent' OR ? ORDER BY id"
+        )
+        return [
+            OutboxEntry(
+                id=row[0],
+                target=row[1],
+                event=row[2],
+                title=row[3],
+                state=row[4],
+                attempts=row[5],
+                last_error=row[6],
+                next_attempt_at=datetime.fromisoformat(row[7]),
+                created_at=datetime.fromisoformat(row[8]),
+            )
+            for row in self._conn.execute(sql, (int(include_sent),)).fetchall()
+        ]
+
+    def retry_notifications(self, outbox_id: int | None = None) -> int:
+        """Make pending notifications due now (only *outbox_id* when given; a dropped one is
+        queued again, its seven days to delivery counting anew). Returns how many rows changed;
+        0 when *outbox_id* is unknown or already sent."""
+        now = ms(utc_now())
+        with transaction(self._conn):
+            if outbox_id is None:
+                cur = self._conn.execute(
+                    "UPDATE outbox SET next_attempt_at = ? WHERE state = 'pending'", (now,)
+                )
+            else:
+                cur = self._conn.execute(
+                    "UPDATE outbox SET next_attempt_at = ?, state = 'pending', created_at = "
+                    "CASE WHEN state = 'dropped' THEN ? ELSE created_at END "
+                    "WHERE id = ? AND state != 'sent'",
+                    (now, now, outbox_id),
+                )
+            return int(cur.rowcount)
+
+    def outbox_state(self, outbox_id: int) -> str | None:
+        """The state of outbox row *outbox_id* (pending, sent, dropped), None when unknown."""
+        row = self._conn.execute("SELECT state FROM outbox WHERE id = ?", (outbox_id,)).fetchone()
+        return str(row[0]) if row else None

@@ -107,6 +107,34 @@ class Queries:
             for row in rows
         ]
 
+    def known_accounts(self) -> list[str]:
+        """The Meta account addresses that recorded privacy mail names (any kind but
+        ``other``), sorted; for "did you mean" lists of ``report`` and ``wait-code``."""
+        rows = self._conn.execute(
+            "SELECT DISTINCT account FROM messages WHERE account IS NOT NULL AND kind != 'other' "
+            "ORDER BY account"
+        ).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def next_step_facts(self) -> dict[tuple[str, str], dict[str, str | None]]:
+        """Per (platform, account), what ``status`` needs for its NEXT STEP column, from the
+        counted mail: ``effective_date`` and ``form_link`` of the newest policy notice and
+        ``newest_code_at`` (ISO 8601 UTC) of the newest code mail."""
+        rows = self._conn.execute(
+            "SELECT platform, account, kind, coalesce(mail_date, processed_at), "
+            "json_extract(fields, '$.effective_date'), json_extract(fields, '$.form_link') "
+            "FROM messages WHERE counted = 1 AND kind IN ('policy_update', 'verification_code') "
+            "ORDER BY 4, id"
+        ).fetchall()
+        facts: dict[tuple[str, str], dict[str, str | None]] = {}
+        for platform, account, kind, mail_at, effective, link in rows:
+            mine = facts.setdefault((platform, account), {})
+            if kind == "policy_update":
+                mine["effective_date"], mine["form_link"] = effective, link
+            else:
+                mine["newest_code_at"] = mail_at
+        return facts
+
     def has_message(self, message_ref: int) -> bool:
         """True when the messages table has a row with id *message_ref*."""
         sql = "SELECT 1 FROM messages WHERE id = ?"

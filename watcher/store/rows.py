@@ -44,6 +44,23 @@ class OutboxRow:
 
 
 @dataclass(frozen=True)
+class OutboxEntry:
+    """One outbox row as ``meta-watcher outbox`` shows it (never the code: ``title`` is
+    masked). ``state``: pending, sent or dropped; ``last_error``: why the last attempt failed
+    or why it was dropped; times are aware UTC."""
+
+    id: int
+    target: str
+    event: str
+    title: str
+    state: str
+    attempts: int
+    last_error: str | None
+    next_attempt_at: datetime
+    created_at: datetime
+
+
+@dataclass(frozen=True)
 class Heartbeat:
     """One worker's last report: state, detail sentence, when, and when it counts as stale."""
 

@@ -162,6 +162,8 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             f"database {path} was written by a newer meta-watcher "
             f"(schema {version}, this one knows {len(MIGRATIONS)})"
         )
+    # A new database gets one line, not one per migration; an upgrade logs each step.
+    fresh, ran = version == 0, 0
     for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
         with transaction(conn):
             # Another watcher starting at the same moment may have migrated meanwhile.
@@ -170,7 +172,15 @@ def migrate(conn: sqlite3.Connection, path: Path) -> None:
             for statement in _statements(script):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {number}")
-        log.info("database %s migrated to schema %d", path, number)
+        ran = number
+        log.log(
+            logging.DEBUG if fresh else logging.INFO,
+            "database %s migrated to schema %d",
+            path,
+            number,
+        )
+    if fresh and ran:
+        log.info("database %s created (schema %d)", path, ran)
 
 
 @contextlib.contextmanager

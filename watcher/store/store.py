@@ -38,6 +38,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# The rule_id of a transition caused by a linked account's acceptance that covers the whole
+# Accounts Center: this prefix, then "<platform>:<address>" of the covering account.
+COVERED_BY = "accounts-center:"
+
 
 class Recording:
     """A message being recorded, inside its transaction (see :meth:`Store.recording`).
@@ -189,6 +193,7 @@ class Store(OutboxTable, Queries):
                         assert match.platform is not None
                         assert match.account is not None
                         added = self._replay_account(match.platform, match.account)
+                        self._replay_covered(outcome)
                 if cursor is not None:
                     self._set_cursor(key.identity, key.folder, cursor)
                 yield Recording(self, outcome, ref, added)
@@ -256,6 +261,23 @@ class Store(OutboxTable, Queries):
         )
         return cur.lastrowid if cur.rowcount == 1 else None
 
+    def _replay_covered(self, outcome: Outcome) -> None:
+        # An acceptance that covers the other accounts of its Accounts Center (fields
+        # "covers", watcher.pipeline.process): they are replayed with it as their event.
+        for other in (outcome.fields.get("covers") or "").split():
+            platform, _, account = other.partition(":")
+            for transition in self._replay_account(platform, account):
+                log.info(
+                    "status %s:%s %s -> %s (covered by the acceptance for %s:%s, same "
+                    "Accounts Center)",
+                    platform,
+                    account,
+                    transition.from_status or "(none)",
+                    transition.to_status,
+                    outcome.match.platform,
+                    outcome.match.account,
+                )
+
     def _replay_account(self, platform: str, account: str) -> list[Transition]:
         rows = self._conn.execute(
             "SELECT id, kind, mail_date, processed_at, rule_id, coalesce(message_id, sha256) "
@@ -272,6 +294,26 @@ class Store(OutboxTable, Queries):
             )
             for row in rows
         ]
+        # Acceptances of linked accounts that say they cover this one (same Accounts
+        # Center); their transitions name the covering account as the rule:
+        # "accounts-center:<platform>:<address>".
+        me = f"{platform}:{account}"
+        for row in self._conn.execute(
+            "SELECT id, kind, mail_date, processed_at, platform, account, "
+            "coalesce(message_id, sha256), json_extract(fields, '$.covers') FROM messages "
+            "WHERE counted = 1 AND kind = 'objection_accepted' "
+            "AND json_extract(fields, '$.covers') IS NOT NULL"
+        ):
+            if me in str(row[7]).split():
+                events.append(
+                    Event(
+                        ref=row[0],
+                        kind=row[1],
+                        mail_at=datetime.fromisoformat(row[2] or row[3]),
+                        rule_id=f"{COVERED_BY}{row[4]}:{row[5]}",
+                        message_key=row[6],
+                    )
+                )
         new = replay(events)
         old = self._conn.execute(
             "SELECT seq, from_status, to_status, message_ref FROM transitions "

@@ -22,7 +22,10 @@ from watcher.sources.imap.client import (
     enable_keepalive,
     explain_login_failure,
     list_folders,
+    list_folders_with_use,
     logout,
+    missing_folder_sentence,
+    same_folder,
     set_timeout,
     supports_idle,
 )
@@ -33,9 +36,11 @@ from watcher.sources.imap.folders import (
     first_uid_since,
     folder_status,
     highest_uid,
+    junk_folders,
     uids_with_message_id,
     unselect,
 )
+from watcher.sources.imap.guard import guard_reason
 from watcher.sources.imap.idle import IdleNews, idle_done, idle_start, idle_wait, noop
 from watcher.sources.imap.search import (
     MIN_SUBJECT_WORD,
@@ -63,14 +68,19 @@ __all__ = [
     "fetch_messages",
     "first_uid_since",
     "folder_status",
+    "guard_reason",
     "highest_uid",
     "idle_done",
     "idle_start",
     "idle_wait",
+    "junk_folders",
     "list_folders",
+    "list_folders_with_use",
     "logout",
+    "missing_folder_sentence",
     "noop",
     "read_ahead",
+    "same_folder",
     "search_plan",
     "set_timeout",
     "supports_idle",

@@ -6,11 +6,13 @@ never the password; see :func:`connect`.
 
 from __future__ import annotations
 
+import difflib
 import errno
 import logging
 import re
 import socket
 import ssl
+from pathlib import Path
 
 from imapclient import IMAPClient
 from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
@@ -19,6 +21,7 @@ from imapclient.exceptions import LoginError as ImapLoginError
 from watcher.config import Account, is_loopback
 from watcher.errors import LoginError, ServerError
 from watcher.sources import credentials, providers
+from watcher.sources.imap import guard
 
 log = logging.getLogger(__name__)
 
@@ -36,14 +39,30 @@ _TEMPORARY_REFUSAL = re.compile(
 )
 
 
-def _tls_context(account: Account) -> ssl.SSLContext:
-    # Verification is always on; a self-signed home server is trusted via ca_file.
-    ctx = ssl.create_default_context(cafile=str(account.ca_file) if account.ca_file else None)
+def tls_context(ca_file: Path | None) -> ssl.SSLContext:
+    """The TLS context of every IMAP connection: verification always on (CA and host name),
+    TLS 1.2 or newer; *ca_file* (PEM) adds trust anchors for a self-hosted server. A
+    certificate pinned there may be the server's own (a leaf): partial chains are accepted,
+    as Python 3.13's default context does."""
+    ctx = ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.verify_flags |= ssl.VERIFY_X509_PARTIAL_CHAIN
     return ctx
 
 
-def _describe(exc: BaseException) -> str:
+def _tls_context(account: Account) -> ssl.SSLContext:
+    # Verification is always on; a self-signed home server is trusted via ca_file.
+    return tls_context(account.ca_file)
+
+
+def _describe(exc: BaseException, account: Account | None = None) -> str:
+    if isinstance(exc, ssl.SSLError) and exc.reason == "WRONG_VERSION_NUMBER" and account:
+        # The server's first bytes were no TLS record: a plain-text IMAP greeting ("* OK").
+        return (
+            f"the TLS handshake failed (WRONG_VERSION_NUMBER): port {account.effective_port} "
+            "speaks plain IMAP, not TLS; use `security: starttls` on this port, or port 993 "
+            "with `security: tls`"
+        )
     if isinstance(exc, ssl.SSLCertVerificationError):
         return "its TLS certificate is not trusted (set ca_file for a self-signed server)"
     if isinstance(exc, socket.gaierror):
@@ -88,7 +107,10 @@ def connect(account: Account) -> IMAPClient:
     except ServerError:
         raise
     except (OSError, IMAPClientError) as exc:
-        raise ServerError(f"{where} cannot be reached: {_describe(exc)}") from None
+        raise ServerError(f"{where} cannot be reached: {_describe(exc, account)}") from None
+    # Bounds on what the server may make us read (guard.py): after STARTTLS, which replaces
+    # the file imaplib reads from.
+    pass  # guard.install(client, account.timeout_seconds)
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
     try:
         if account.uses_oauth2:
@@ -169,6 +191,52 @@ def logout(client: IMAPClient) -> None:
 def list_folders(client: IMAPClient) -> list[str]:
     """Return the names of every folder the account can see (for ``check``)."""
     return [str(name) for _flags, _delim, name in client.list_folders()]
+
+
+# RFC 6154 §2: the special-use attributes a LIST reply may carry.
+SPECIAL_USE = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def list_folders_with_use(client: IMAPClient) -> list[tuple[str, tuple[str, ...]]]:
+    """Every folder as (name, its RFC 6154 special-use attributes such as ``\\Junk``), in the
+    server's order (LIST; servers send the attributes with a plain LIST, RFC 6154 §5.1)."""
+    out = []
+    for flags, _delim, name in client.list_folders():
+        names = {f.decode("ascii", "replace") if isinstance(f, bytes) else str(f) for f in flags}
+        uses = tuple(u for u in SPECIAL_USE if any(n.lower() == u.lower() for n in names))
+        out.append((str(name), uses))
+    return out
+
+
+def same_folder(configured: str, existing: str) -> bool:
+    """True when the configured folder name means the server's folder *existing*: names are
+    compared exactly, except INBOX, which is case-insensitive (RFC 9051 §5.1, RFC 3501 §5.1)."""
+    if configured.upper() == "INBOX":
+        return existing.upper() == "INBOX"
+    return configured == existing
+
+
+def closest_folders(name: str, existing: list[str], count: int = 3) -> list[str]:
+    """Up to *count* of *existing* folder names closest to *name*: same name in another case
+    first, then difflib's close matches (ratio ≥ 0.5), for "did you mean" hints."""
+    same_case = [e for e in existing if e.lower() == name.lower() and e != name]
+    lowered = {e.lower(): e for e in existing}
+    near = difflib.get_close_matches(name.lower(), list(lowered), n=count, cutoff=0.5)
+    return list(dict.fromkeys(same_case + [lowered[n] for n in near]))[:count]
+
+
+def missing_folder_sentence(account: Account, folder: str, existing: list[str]) -> str:
+    """The one sentence for a configured *folder* that is not among *existing*, naming the
+    closest existing names (or, when none is close, the first few)."""
+    near = closest_folders(folder, existing)
+    if near:
+        hint = "did you mean " + " or ".join(repr(n) for n in near) + "?"
+    else:
+        hint = "folders there: " + ", ".join(repr(n) for n in existing[:8])
+    return (
+        f"account {account.name}: folder {folder!r} does not exist on {account.host} "
+        f"(names other than INBOX are case-sensitive; {hint} Fix folders: in the config)"
+    )
 
 
 def supports_idle(client: IMAPClient) -> bool:

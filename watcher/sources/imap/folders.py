@@ -15,7 +15,9 @@ from imapclient.exceptions import IMAPClientAbortError, IMAPClientError
 from watcher.config import Account
 from watcher.crashpoint import crash_point
 from watcher.errors import FolderError, ServerError
-from watcher.sources.base import RawMessage, SourceKey
+from watcher.sources.base import RawMessage, SourceKey, looks_like_junk
+from watcher.sources.imap.client import list_folders, missing_folder_sentence
+from watcher.sources.imap.guard import guard_of
 
 log = logging.getLogger(__name__)
 
@@ -38,15 +40,23 @@ def examine(client: IMAPClient, account: Account, folder: str) -> FolderState:
     except IMAPClientError as exc:
         text = str(exc).lower()
         if "nonexistent" in text or "doesn't exist" in text or "not exist" in text:
-            raise FolderError(
-                f"account {account.name}: folder {folder!r} does not exist on {account.host}"
-            ) from None
+            raise FolderError(missing_folder_sentence(account, folder, _names(client))) from None
         raise ServerError(
             f"account {account.name}: cannot open folder {folder!r} on {account.host}"
         ) from None
     uidvalidity = int(info[b"UIDVALIDITY"])
     uidnext = info.get(b"UIDNEXT")
     return FolderState(uidvalidity, int(uidnext) if uidnext else None, int(info.get(b"EXISTS", 0)))
+
+
+def _names(client: IMAPClient) -> list[str]:
+    # For the "did you mean" hint of a missing folder; a server refusing LIST gives none.
+    try:
+        return list_folders(client)
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        return []
 
 
 def folder_status(client: IMAPClient, folder: str) -> FolderState | None:
@@ -73,6 +83,32 @@ def folder_status(client: IMAPClient, folder: str) -> FolderState | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def junk_folders(client: IMAPClient) -> list[str]:
+    """The account's spam folders: those LIST marks ``\\Junk`` (RFC 6154; Dovecot, Gmail and
+    others send the attribute with a plain LIST, servers with SPECIAL-USE also answer ``LIST
+    RETURN (SPECIAL-USE)``), else those named like one (JUNK_NAMES: Spam, Junk, Junk-E-Mail,
+    Spamverdacht, ``[Gmail]/Spam``...). Folders that cannot be selected are left out; [] when
+    the server refuses LIST. A dropped connection raises one of CONNECTION_ERRORS."""
+    try:
+        listed = client.list_folders()
+    except IMAPClientAbortError:
+        raise
+    except IMAPClientError:
+        return []
+    selectable = [(flags, name) for flags, _sep, name in listed if b"\\Noselect" not in flags]
+    flagged = [name for flags, name in selectable if b"\\Junk" in flags]
+    if not flagged and client.has_capability("SPECIAL-USE"):
+        try:
+            special = client.find_special_folder(b"\\Junk")
+        except IMAPClientAbortError:
+            raise
+        except IMAPClientError:
+            special = None
+        if special:
+            flagged = [special]
+    return flagged or [name for _flags, name in selectable if looks_like_junk(name)]
 
 
 def unselect(client: IMAPClient) -> None:
@@ -134,6 +170,7 @@ def fetch_messages(
     skipped without fetching its body: the search is a substring match and also picks mail
     from "metallbau-schmidt.de" or about "Metadaten", which cannot be Meta's.
     """
+    guard = guard_of(client)
     items_first = ["RFC822.SIZE"] + (["BODY.PEEK[HEADER.FIELDS (FROM)]"] if wanted else [])
     for offset in range(0, len(uids), FETCH_BATCH):
         batch = uids[offset : offset + FETCH_BATCH]
@@ -146,6 +183,10 @@ def fetch_messages(
         for part, chosen in ((b"BODY[]", small), (b"BODY[HEADER]", large)):
             if not chosen:
                 continue
+            announced = [int(sizes.get(u, {}).get(b"RFC822.SIZE", 0)) for u in chosen]
+            if guard is not None:
+                # No literal may be larger than the server said (plus slack).
+                guard.expect(max(announced), sum(announced))
             items = client.fetch(chosen, [f"BODY.PEEK[{part[5:-1].decode()}]", "INTERNALDATE"])
             for uid, item in items.items():
                 fetched[int(uid)] = RawMessage(
@@ -154,12 +195,30 @@ def fetch_messages(
                     _aware(item.get(b"INTERNALDATE")),
                     size=int(sizes.get(uid, {}).get(b"RFC822.SIZE", 0)) or None,
                 )
+        missing = [uid for uid in batch if uid not in fetched]
+        still_there = _still_there(client, missing)
         for uid in batch:
             if uid in fetched:
                 crash_point("fetch")
                 yield fetched[uid]
+            elif uid in still_there:
+                # imapclient drops a FETCH answer for a UID it did not ask for (a server
+                # answering UID 99 for UID 1): the mail is there but unread, so the scan
+                # must not move the cursor past it.
+                raise ServerError(
+                    f"{key_for(uid).label()}: the server did not return this message although "
+                    "UID SEARCH finds it; not moving past it, trying again at the next poll"
+                )
             else:
                 log.warning("%s vanished before it could be fetched", key_for(uid).label())
+
+
+def _still_there(client: IMAPClient, uids: list[int]) -> set[int]:
+    """Which of *uids* the open folder still holds (UID SEARCH UID, RFC 9051 6.4.4)."""
+    if not uids:
+        return set()
+    found = client.search(["UID", ",".join(str(u) for u in uids)])
+    return {int(u) for u in found} & set(uids)
 
 
 def first_uid_since(client: IMAPClient, since_at: datetime) -> int | None:

@@ -13,6 +13,7 @@ import hashlib
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
@@ -28,6 +29,7 @@ from watcher.sources.imap.folders import (
     fetch_messages,
     folder_status,
     highest_uid,
+    junk_folders,
     uids_with_message_id,
     unselect,
 )
@@ -44,6 +46,12 @@ READ_AHEAD_MESSAGES = 50
 NO_SIZE_LIMIT = 1 << 62
 
 T = TypeVar("T")
+
+# The spam folders of an account are listed again after this long (a folder created or
+# renamed meanwhile is then watched too); per account identity, shared by this process.
+JUNK_LIST_SECONDS = 3600.0
+_JUNK_CACHE: dict[str, tuple[float, tuple[str, ...]]] = {}
+_JUNK_LOCK = threading.Lock()
 
 
 class ImapAccount:
@@ -75,6 +83,7 @@ class ImapAccount:
         self._selected: tuple[str, FolderState] | None = None
         self._broken: WatcherError | None = None
         self._folder_errors: dict[str, WatcherError] = {}
+        self._junk: tuple[str, ...] | None = None
 
     @property
     def name(self) -> str:
@@ -88,8 +97,29 @@ class ImapAccount:
 
     @property
     def folders(self) -> tuple[str, ...]:
-        """The folders the config names for the account."""
-        return self.account.folders
+        """The folders the config names for the account, then (unless ``junk: false``) its
+        spam folders not named there (:meth:`junk_folders`)."""
+        configured = self.account.folders
+        return configured + tuple(f for f in self.junk_folders() if f not in configured)
+
+    def junk_folders(self) -> tuple[str, ...]:
+        """The account's spam folders (RFC 6154 ``\\Junk`` or a provider's name for it); ()
+        with ``junk: false``. Asked with LIST at most once per JUNK_LIST_SECONDS per account
+        identity in this process (a poll with nothing new stays one STATUS per folder);
+        connects when needed."""
+        if not self.account.junk:
+            return ()
+        if self._junk is None:
+            identity, now = self.account.identity, time.monotonic()
+            with _JUNK_LOCK:
+                known = _JUNK_CACHE.get(identity)
+            if known is not None and now - known[0] < JUNK_LIST_SECONDS:
+                self._junk = known[1]
+            else:
+                self._junk = tuple(junk_folders(self.client))
+                with _JUNK_LOCK:
+                    _JUNK_CACHE[identity] = (now, self._junk)
+        return self._junk
 
     @property
     def client(self) -> IMAPClient:
@@ -169,9 +199,10 @@ class ImapAccount:
         if highest < start:
             return Scan(on_close=release)
         uidvalidity = state.uidvalidity
+        junk = folder in (self._junk or ())
 
         def key_for(uid: int) -> SourceKey:
-            return SourceKey(account.name, account.identity, folder, uidvalidity, uid)
+            return SourceKey(account.name, account.identity, folder, uidvalidity, uid, junk)
 
         # A big scan is searched in UID ranges, so the server searches the next range while
         # the mail of the previous one is classified. Ranges count messages, not UID numbers:
@@ -191,7 +222,8 @@ class ImapAccount:
                 yield from fetch_messages(client, key_for, uids, self._max_bytes, self._wanted)
 
         messages = read_ahead(fetched, READ_AHEAD_MESSAGES, account.timeout_seconds * 2)
-        return Scan(messages, Cursor(uidvalidity, highest), on_close=release)
+        new = min(highest - start + 1, state.exists)  # UIDs may have gaps
+        return Scan(messages, Cursor(uidvalidity, highest), on_close=release, total=new)
 
     # ------------------------------------------------------------------ evidence
 

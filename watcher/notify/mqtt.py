@@ -52,13 +52,17 @@ import threading
 import uuid
 from datetime import date, datetime
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
 from paho.mqtt import client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+
+if TYPE_CHECKING:
+    from watcher.config import MqttSettings
+    from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -412,3 +416,52 @@ class HomeAssistantPublisher:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def publish_store(publisher: HomeAssistantPublisher, store: Store) -> int:
+    """Publish every (platform, account) the store knows: its status, since, next step
+    (watcher.kinds.next_step, the wording of ``status``'s NEXT STEP column) and the effective
+    date of its newest policy notice. Returns how many accounts were published. Never blocks
+    on the broker (see :class:`HomeAssistantPublisher`)."""
+    from watcher.kinds import next_step
+
+    facts = store.next_step_facts()
+    rows = store.current_status()
+    for row in rows:
+        mine = facts.get((row.platform, row.account), {})
+        effective = mine.get("effective_date")
+        since = datetime.fromisoformat(row.since) if row.since else None
+        step = next_step(
+            row.status,
+            effective_date=effective,
+            form_link=mine.get("form_link"),
+            code_at=_minute(row.since),
+            newest_code_at=_minute(mine.get("newest_code_at")),
+        )
+        publisher.publish_account(
+            row.platform,
+            row.account,
+            row.status,
+            since,
+            step,
+            date.fromisoformat(effective) if effective else None,
+        )
+    return len(rows)
+
+
+def _minute(iso_time: str | None) -> str | None:
+    # "2024-06-01T10:00:00+00:00" -> "2024-06-01 10:00 UTC", as ``status`` shows times.
+    return f"{iso_time[:16].replace('T', ' ')} UTC" if iso_time else None
+
+
+def publisher_for(settings: MqttSettings, password: str | None) -> HomeAssistantPublisher:
+    """A connecting publisher for the config's ``mqtt:`` section (*password* resolved by
+    watcher.sources.credentials.mqtt_password). Raises ValueError for a bad url."""
+    return HomeAssistantPublisher(
+        settings.url,
+        settings.username,
+        password,
+        discovery_prefix=settings.discovery_prefix,
+        node_id=settings.node_id,
+        ca_file=str(settings.ca_file) if settings.ca_file else None,
+    )
