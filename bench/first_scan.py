@@ -179,6 +179,11 @@ def main() -> None:
     parser.add_argument(
         "--only", action="append", default=[], help="run only this contender (repeatable)"
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="run meta-watcher once under cProfile, print the top 25 cumulative entries, stop",
+    )
     args = parser.parse_args()
 
     box = mailbox_for(args.messages, args.seed)
@@ -186,6 +191,9 @@ def main() -> None:
     try:
         print(f"dovecot warm-up (index and header cache): {server.warm_up():.2f} s", flush=True)
         work = Path(tempfile.mkdtemp(prefix="first-scan-", dir=server.work))
+        if args.profile:
+            profile_watcher(server, work)
+            return
         cmds: dict[str, list[str] | str] = {"meta-watcher": []}
         cmds.update(contender_commands(server, work))
         if args.only:
@@ -224,6 +232,28 @@ def main() -> None:
         report(box, results, planted_problems)
     finally:
         server.close()
+
+
+def profile_watcher(server: BenchServer, work: Path, top: int = 25) -> None:
+    """Run meta-watcher's first scan once under cProfile (fresh database); print its wall time
+    and the *top* entries by cumulative time. cProfile adds overhead per Python call, so the
+    figures are for ranking, not for the comparison with imapfilter."""
+    import pstats
+
+    db = work / "watcher-profile.sqlite3"
+    config = watcher_config(server, db, work / "watcher-profile.yaml")
+    # Kept after the server's work directory goes, for pstats' print_callers and the like.
+    prof = HERE / "out" / "watcher.prof"
+    prof.parent.mkdir(exist_ok=True)
+    cmd = [sys.executable, "-m", "cProfile", "-o", str(prof), "-m", "watcher"]
+    cmd += ["run", "--once", "--config", str(config)]
+    run = run_child(cmd, server)
+    print(f"meta-watcher under cProfile: {run.wall_seconds:.2f} s wall, exit {run.returncode}")
+    if run.returncode != 0:
+        print((run.stderr or run.stdout)[-600:])
+    if prof.exists():
+        pstats.Stats(str(prof)).sort_stats("cumulative").print_stats(top)
+        print(f"profile kept in {prof}")
 
 
 def report(box: Mailbox, results: dict[str, Result], problems: list[str]) -> None:

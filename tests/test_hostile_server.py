@@ -109,3 +109,27 @@ def test_fetch_answered_for_another_uid_never_moves_the_cursor_past_it(tmp_path:
         assert code != 0
         assert "did not return this message although UID SEARCH finds it" in err
         assert _cursor(tmp_path) is None
+
+
+def test_bare_bad_to_idle_backs_off_instead_of_reconnecting_every_second(tmp_path: Path) -> None:
+    from daemonproc import DaemonProcess
+
+    with HostileIMAP([code_mail("271828")], max_lifetime=170) as server:
+        server.bare_bad("IDLE", times=1_000_000)
+        config = write_config(
+            tmp_path,
+            server,
+            server.user,
+            server.password,
+            [],
+            account={"security": "none", "host": "127.0.0.1", "ca_file": None, "timeout": "2s"},
+            reconnect_max="8s",
+        )
+        with DaemonProcess(config, tmp_path / "daemon.log") as daemon:
+            assert daemon.wait_log("idling", timeout=30), daemon.log()
+            start = server.connections
+            time.sleep(15)
+            made = server.connections - start
+        print(f"bare BAD to IDLE: {made} connections in 15 s (backoff 1, 2, 4, 8 s)")
+        # Two connections per attempt (IDLE worker and its catch-up poll); backoff 1+2+4+8 s.
+        assert made <= 10

@@ -1,10 +1,11 @@
 """What looks like a verification code, and masking it: one pattern for every place.
 
 Meta's confirmation code is 6 to 8 digits, sometimes written in groups ("552 288",
-"664,411", "731-946"). A code-like number must never reach the log unmasked: the store masks it
-in every subject and in a code mail's fields (unless ``store_codes``), keeps no raw copy of mail that holds one,
-and logs and notification texts show it masked. Masking keeps the first two digits, so a person
-can tell two codes apart: ``482913`` -> ``48****``, ``552 288`` -> ``55* ***``.
+"664,411", "731-946"). A code-like number must never reach the log unmasked: the store masks
+it in every subject and in a code mail's fields (unless ``store_codes``), keeps no raw copy of
+mail that holds one, and logs and notification texts show it masked. Masking keeps the first
+two digits, so a person can tell two codes apart: ``482913`` -> ``48****``,
+``552 288`` -> ``55* ***``.
 """
 
 from __future__ import annotations

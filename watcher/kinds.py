@@ -14,7 +14,7 @@ two mails of the same date with it.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
 from dateutil.relativedelta import relativedelta
@@ -120,6 +120,8 @@ NEXT_STEPS: dict[str, str] = {
     # A meta_accounts entry without any mail yet: Meta's form works without the notice.
     "no_notice": "no notice yet: object anyway at {form}",
 }
+# NEXT STEP for ``notified`` once the effective date is in the past.
+PASSED_STEP = "the effective date {effective} has passed: object anyway via {form}"
 
 # Meta's objection forms for AI at Meta (linked from the 2024 notices), for an account that
 # has received no notice: ``status`` points there.
@@ -136,23 +138,33 @@ def next_step(
     form_link: str | None = None,
     code_at: str | None = None,
     newest_code_at: str | None = None,
+    today: str | None = None,
 ) -> str:
     """The NEXT STEP sentence for an account at *status*.
 
     *effective_date* (ISO date) and *form_link* (URL) come from the policy notice, *code_at*
     (when the status became ``code_received``) and *newest_code_at* (the newest code mail, when
-    a newer one came) are times as shown to the user. An unknown status gives ``"-"``.
+    a newer one came) are times as shown to the user. *today* (ISO date, default the current
+    UTC date) tells whether the effective date has passed. An unknown status gives ``"-"``.
     """
     template = NEXT_STEPS.get(status)
     if template is None:
         return "-"
+    today = today or datetime.now(UTC).date().isoformat()
+    passed = bool(effective_date) and str(effective_date)[:10] < today
+    if passed and status == "notified":
+        # "object before <a past date>" reads as too late; Meta's form still takes an
+        # objection after the date (it then applies to data from then on).
+        template = PASSED_STEP
     before = f"before {effective_date}" if effective_date else "soon"
     form = form_link or "the form linked in Meta's mail"
     arrived, newest = code_at or "?", ""
     if newest_code_at and newest_code_at != code_at:
         # Every code mail means the form was sent again; only the newest code is valid.
         arrived, newest = f"{newest_code_at}; first code {arrived}", "newest "
-    return template.format(before=before, form=form, code_at=arrived, newest=newest)
+    return template.format(
+        before=before, form=form, code_at=arrived, newest=newest, effective=effective_date
+    )
 
 
 def label_of(kind: str) -> str:

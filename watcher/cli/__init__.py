@@ -106,7 +106,8 @@ def fail(message: str, code: int) -> None:
 @click.option(
     "--config",
     "global_config",
-    type=click.Path(path_type=Path, dir_okay=False),
+    # Unchecked, as the command's own --config (watcher.cli.options): load_config says why.
+    type=click.Path(path_type=Path),
     help="Config file for any command (as the command's own --config).",
 )
 @click.option(

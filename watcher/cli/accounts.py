@@ -13,9 +13,11 @@ from pathlib import Path
 import click
 
 from watcher.cli.options import (
+    NOTHING_TO_WATCH,
     config_option,
     load,
     load_pack,
+    nothing_to_watch,
     plural,
     setup_logging,
     verbose_option,
@@ -37,6 +39,9 @@ def check(config_path: Path | None, verbose: int) -> None:
     """Validate config and rules, log in to each account, and check its folders."""
     setup_logging(verbose, logging.WARNING)
     config = load(config_path)
+    if nothing_to_watch(config):
+        # A config that checks out but reads no mail is not ready: say so, as a config error.
+        raise ConfigError(NOTHING_TO_WATCH)
     problems: list[str] = []
     pack = load_pack(config)
     click.echo(f"ok: rules {config.rules_path}: {len(pack.rules)} rules")

@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from watcher.cli.options import (
+    NOTHING_TO_WATCH,
     config_option,
     load,
     load_pack,
+    nothing_to_watch,
     open_store,
     setup_logging,
     verbose_option,
@@ -21,6 +23,7 @@ from watcher.clock import utc_now
 from watcher.config import Config, parse_duration
 from watcher.daemon.health import health_report
 from watcher.daemon.wait_code import wait_for_code
+from watcher.errors import ConfigError
 from watcher.notify.apprise import send_test_notifications
 
 
@@ -156,6 +159,9 @@ def wait_code(
     typed = click.get_current_context().meta.get("typed_timeout", f"{timeout:g}s")
     setup_logging(verbose, logging.WARNING)
     config = load(config_path)
+    if nothing_to_watch(config):
+        # Before "waiting up to ...": no code can arrive, so waiting would only end in timeout.
+        raise ConfigError(NOTHING_TO_WATCH)
     pack = load_pack(config)
     if address:
         _warn_unknown_address(config, address)

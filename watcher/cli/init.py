@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shlex
 import sys
 import textwrap
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from typing import Any
 
 import click
 
+from watcher.cli import fail
 from watcher.cli.options import config_option, setup_logging
 from watcher.config import choose_config, default_config_path, load_config, yamledit
 from watcher.errors import ConfigError
@@ -295,18 +297,27 @@ def init_command(config_path: Path | None, force: bool, login: bool | None, **op
                 "be verified (see the comment there)."
             )
     needs_setup = values.get("oauth2_client_id") or values.get("password_keyring")
+    # The next steps name the file unless it is the one every command finds by itself.
+    flag = _config_flag(path)
     if (sys.stdin.isatty() if login is None else login) and not needs_setup:
-        _test_login(path, values["name"])
+        _test_login(path, values["name"], flag)
     click.echo("Next:")
     step = 1
     if values.get("oauth2_client_id"):
-        click.echo(f"  {step}. meta-watcher auth {values['name']}   (sign in once)")
+        click.echo(f"  {step}. meta-watcher{flag} auth {values['name']}   (sign in once)")
         step += 1
     if values.get("password_keyring"):
         click.echo(f"  {step}. keyring set {values['password_keyring']} {values['username']}")
         step += 1
-    click.echo(f"  {step}. meta-watcher check   (logs in and lists the folders)")
-    click.echo(f"  {step + 1}. meta-watcher run")
+    click.echo(f"  {step}. meta-watcher{flag} check   (logs in and lists the folders)")
+    click.echo(f"  {step + 1}. meta-watcher{flag} run")
+
+
+def _config_flag(path: Path) -> str:
+    """`` --config PATH`` (shell-quoted) when *path* is not the default config path, else ""."""
+    if path.expanduser().absolute() == default_config_path().absolute():
+        return ""
+    return f" --config {shlex.quote(str(path))}"
 
 
 def _check_certificate(host: str, port: int, security: str, config: Path | None) -> str | None:
@@ -347,10 +358,13 @@ def _check_certificate(host: str, port: int, security: str, config: Path | None)
     return str(Path(answer).expanduser().resolve()) if str(answer).strip() else None
 
 
-def _test_login(path: Path, name: str) -> None:
+def _test_login(path: Path, name: str, flag: str) -> None:
     """Log in to the new account once (read-only); propose the authserv-id that stamps its
     recent mail (watcher.sources.imap.authserv) and add it to trusted_authserv_ids when the
-    user agrees. A failure is explained and leaves the config as written."""
+    user agrees. A failure leaves the config as written and exits with the error's exit
+    code (LoginError and ServerError: unavailable; ConfigError: 78) after one sentence on
+    stderr; *flag* is
+    the ``--config`` option the next command needs, or ""."""
     # Imported here: init without a login needs no IMAP.
     from watcher.cli.accounts import authserv_report
     from watcher.errors import WatcherError
@@ -361,8 +375,13 @@ def _test_login(path: Path, name: str) -> None:
     try:
         client = imap.connect(account)
     except WatcherError as exc:
-        click.echo(f"Test login failed: {exc}. Fix it in {path}, then run meta-watcher check.")
-        return
+        # A failed test login is no success: the exit code says so to a script, and no
+        # "Next:" steps follow as if all were well.
+        fail(
+            f"the test login failed: {exc}. The config {path} was written; fix it there, "
+            f"then run meta-watcher{flag} check",
+            exc.exit_code,
+        )
     try:
         click.echo(f"Test login to {account.host} as {account.username}: ok.")
         found = authserv_report(client, account, list(account.folders))

@@ -39,7 +39,9 @@ def _global_config(ctx: click.Context, _param: click.Parameter, value: Path | No
 config_option: Callable[[Callable[..., Any]], Callable[..., Any]] = click.option(
     "--config",
     "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
+    # No checks here: click would turn an unreadable file or a folder into a usage error
+    # (exit 2); load_config says it in one sentence with exit 78, as for $META_WATCHER_CONFIG.
+    type=click.Path(path_type=Path),
     callback=_global_config,
     help="Config file (default: $META_WATCHER_CONFIG, else the user config dir).",
 )
@@ -119,6 +121,15 @@ def load(config_path: Path | None) -> Config:
             err=True,
         )
     return config
+
+
+NOTHING_TO_WATCH = "nothing to watch: add an account (meta-watcher init) or a local source"
+
+
+def nothing_to_watch(config: Config) -> bool:
+    """True when *config* names no IMAP account and no local source: a run would read no
+    mail at all, which a user who stopped half-way through setup should be told."""
+    return not config.accounts and not config.local
 
 
 def load_store_config(config_path: Path | None) -> Config | StoreConfig:

@@ -62,7 +62,14 @@ def outbox_group(
     if store is not None:
         store.close()
     if not entries:
-        click.echo("The outbox is empty: every notification was delivered.")
+        # With no targets nothing was ever queued: "delivered" would claim notifications that
+        # never existed.
+        click.echo(
+            "The outbox is empty: every notification was delivered."
+            if config.notify
+            else "The outbox is empty: no notification targets are configured "
+            "(notify: in the config)."
+        )
         return
     labels = {t.key: t.label for t in config.notify}
     print_table(

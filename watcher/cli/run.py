@@ -10,9 +10,11 @@ from pathlib import Path
 import click
 
 from watcher.cli.options import (
+    NOTHING_TO_WATCH,
     config_option,
     load,
     load_pack,
+    nothing_to_watch,
     open_store,
     setup_logging,
     verbose_option,
@@ -42,6 +44,8 @@ def run(once: bool, quiet: bool, config_path: Path | None, verbose: int) -> None
     setup_logging(verbose, logging.WARNING if quiet and not verbose else logging.INFO)
     configure_progress(quiet=quiet)
     config = load(config_path)
+    if nothing_to_watch(config):
+        log.warning(NOTHING_TO_WATCH)
     if not config.trusted_authserv_ids and not config.trust_unauthenticated:
         log.warning(
             "trusted_authserv_ids is empty: no mail can be verified, so no status will change; "

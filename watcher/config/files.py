@@ -59,6 +59,15 @@ def demo_config() -> Config:
     )
 
 
+def os_reason(exc: OSError) -> str:
+    """Why *exc* happened in plain lower-case words ("permission denied", "is a directory"):
+    the C library's text for its errno (os.strerror), else the exception's own message."""
+    if exc.errno is not None:
+        text = os.strerror(exc.errno)
+        return text[:1].lower() + text[1:]
+    return str(exc) or type(exc).__name__
+
+
 def _format_loc(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
@@ -80,6 +89,34 @@ def _refuse_aliases(text: str, path: Path) -> None:
             )
 
 
+def _refuse_duplicate_keys(text: str, path: Path) -> None:
+    """ConfigError naming the key and its line when a mapping repeats a key: PyYAML keeps
+    the last value silently, so `poll_interval: 5m` then `poll_interval: 1m` would change a
+    setting without a word (YAML 1.2 §3.2.1.1 requires mapping keys to be unique). Keys
+    compare by their text as written (all config keys are plain scalars). Call after
+    :func:`_refuse_aliases`: without aliases the node tree is as large as the text.
+    yaml.YAMLError when the text is not YAML."""
+    root = yaml.compose(text, Loader=yaml.SafeLoader)
+    stack = [root] if root is not None else []
+    while stack:
+        node = stack.pop()
+        if isinstance(node, yaml.MappingNode):
+            seen: set[tuple[str, str]] = set()
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode):
+                    ident = (key.tag, key.value)
+                    if ident in seen:
+                        line = key.start_mark.line + 1
+                        raise ConfigError(
+                            f"config file {path} repeats the key {key.value!r} at line {line}; "
+                            "keep one of them"
+                        )
+                    seen.add(ident)
+                stack.extend((key, value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
 def load_config(cli_path: Path | None = None) -> Config:
     """Load and validate the config chosen by :func:`choose_config`.
 
@@ -94,12 +131,15 @@ def load_config(cli_path: Path | None = None) -> Config:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} cannot be read ({type(exc).__name__})") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {os_reason(exc)}") from None
     if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
         raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
         _refuse_aliases(text, path)
+        _refuse_duplicate_keys(text, path)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -20,6 +20,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     model_validator,
 )
 
@@ -152,6 +153,30 @@ class OAuth2Settings(_Frozen):
         return self
 
 
+def _unique_folders(folders: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+    """*folders* without repeats, first spelling kept, with a warning naming the repeats
+    (scanning a folder twice costs a second FETCH and doubles its log lines): INBOX compares
+    case-insensitively (the one case-insensitive mailbox name, RFC 9051 §5.1), every other
+    name exactly."""
+    seen: set[str] = set()
+    out: list[str] = []
+    repeats: list[str] = []
+    for name in folders:
+        key = "INBOX" if name.upper() == "INBOX" else name
+        if key in seen:
+            repeats.append(name)
+        else:
+            seen.add(key)
+            out.append(name)
+    if repeats:
+        log.warning(
+            "account %s: folders names %s again; each folder is watched once",
+            info.data.get("name", "?"),
+            ", ".join(repr(r) for r in repeats),
+        )
+    return tuple(out)
+
+
 class Account(_Frozen):
     """One IMAP account: where to connect, how to log in, which folders to watch.
 
@@ -175,7 +200,7 @@ class Account(_Frozen):
     password_keyring: str | None = None
     oauth2_token_command: str | None = None
     oauth2: OAuth2Settings | None = None
-    folders: tuple[str, ...] = ("INBOX",)
+    folders: Annotated[tuple[str, ...], AfterValidator(_unique_folders)] = ("INBOX",)
     # Also watch the account's spam folder (RFC 6154 \Junk, or Spam/Junk/... by name), where a
     # code mail often lands; read-only like every folder. README "Spam folders".
     junk: bool = True

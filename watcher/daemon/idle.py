@@ -118,6 +118,7 @@ class FolderWorker(threading.Thread):
         self.state = "connecting"
         # How often IDLE is re-issued; shortened once the server is seen to push late.
         self.renew = daemon.config.idle_renew
+        self._backoff: Backoff | None = None
 
     def beat(self, store: Store, state: str, detail: str | None = None) -> None:
         """Write this worker's heartbeat (errors logged, never raised)."""
@@ -210,7 +211,10 @@ class FolderWorker(threading.Thread):
             imap.examine(client, account, self.folder)
             # Mail that arrives from here on is reported on this connection when IDLE starts.
             self.d.poll(store, account, [self.folder])
-            backoff.reset()
+            # The backoff is reset once the server has accepted IDLE (in _idle_round), not
+            # here: a server that answers IDLE with a bare BAD would otherwise be reconnected
+            # to (and polled) about once a second forever.
+            self._backoff = backoff
             self.beat(store, "ok", "idling")
             log.info("%s: idling (renewed every %ds)", self.where, round(self.renew))
             while not self.d.stop.is_set():
@@ -229,7 +233,10 @@ class FolderWorker(threading.Thread):
         """One IDLE command, until renewal, silence, a stop request or a lost connection.
         Returns True when the connection should be probed with NOOP."""
         config = self.d.config
-        if imap.idle_start(client):
+        pending = imap.idle_start(client)
+        if self._backoff is not None:
+            self._backoff.reset()  # the session works: IDLE was accepted
+        if pending:
             self.d.poll(store, self.account, [self.folder])
         started = last_heard = last_beat = boot_clock()
         probe = False

@@ -1,12 +1,12 @@
 """Why a mail got its kind: the evidence every rule found, each candidate's score, the veto
 that stopped a rule, and for a miss the closest rules and what they missed.
 
-For the person whose mail was not recognised (``meta-watcher rules test``). Pure: it takes the
-:class:`~watcher.pipeline.Outcome` that :func:`~watcher.pipeline.process` produced and the
-:class:`~watcher.rules.RulePack`, and evaluates every rule in full with the same matcher
-(:func:`~watcher.rules.check_rule`), the same choice (:func:`~watcher.rules.decide`) and the
-same language prefilter that classification uses, so the explanation and the classification
-cannot disagree.
+For the person whose mail was not recognised (``meta-watcher rules test``). Pure: it takes
+the :class:`~watcher.pipeline.process.Outcome` that :func:`~watcher.pipeline.process.process`
+produced and the :class:`~watcher.pipeline.rules.RulePack`, and evaluates every rule in full
+with the same matcher (:func:`~watcher.pipeline.rules.check_rule`), the same choice
+(:func:`~watcher.pipeline.rules.decide`) and the same language prefilter that classification
+uses, so the explanation and the classification cannot disagree.
 """
 
 from __future__ import annotations

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from watcher.config import Account, MqttSettings
 from watcher.errors import SecretError
-from watcher.sources.oauth2.tokens import token_manager
 from watcher.sources.secrets import from_command, from_env, from_file, from_keyring
 
 
@@ -43,6 +42,10 @@ def access_token(account: Account) -> str:
         return from_command(account.oauth2_token_command, where, "oauth2_token_command")
     if account.oauth2 is None:
         raise SecretError(f"{where} has no oauth2 or oauth2_token_command configured")
+    # Imported here: the token store and its HTTP client (urllib.request, http.client) are
+    # only for OAuth2 accounts, not on every start of a password account's run.
+    from watcher.sources.oauth2.tokens import token_manager
+
     return token_manager(account).access_token()
 
 

@@ -6,7 +6,6 @@ never the password; see :func:`connect`.
 
 from __future__ import annotations
 
-import difflib
 import errno
 import logging
 import re
@@ -92,6 +91,7 @@ def connect(account: Account) -> IMAPClient:
     # not cost a connection to find out.
     # XOAUTH2 (Google's and Microsoft's SASL mechanism) when the account uses OAuth2.
     secret = credentials.login_secret(account)
+    greeted = False
     try:
         client = IMAPClient(
             account.host,
@@ -100,6 +100,7 @@ def connect(account: Account) -> IMAPClient:
             ssl_context=_tls_context(account) if account.security == "tls" else None,
             timeout=account.timeout_seconds,
         )
+        greeted = True
         if account.security == "starttls":
             client.starttls(_tls_context(account))
         elif account.security == "none" and not is_loopback(account.host):
@@ -107,10 +108,22 @@ def connect(account: Account) -> IMAPClient:
     except ServerError:
         raise
     except (OSError, IMAPClientError) as exc:
-        raise ServerError(f"{where} cannot be reached: {_describe(exc, account)}") from None
+        reason = _describe(exc, account)
+        if (
+            isinstance(exc, TimeoutError | socket.timeout)
+            and not greeted
+            and account.security == "starttls"
+        ):
+            # A TLS port waits for the client's handshake and never sends the plain "* OK"
+            # greeting a STARTTLS client waits for: both sides wait until the timeout.
+            reason += (
+                "; a port that speaks TLS from the start (usually 993) stays silent to a "
+                "plain IMAP client: use `security: tls` on this port"
+            )
+        raise ServerError(f"{where} cannot be reached: {reason}") from None
     # Bounds on what the server may make us read (guard.py): after STARTTLS, which replaces
     # the file imaplib reads from.
-    pass  # guard.install(client, account.timeout_seconds)
+    guard.install(client, account.timeout_seconds)
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
     try:
         if account.uses_oauth2:
@@ -219,6 +232,9 @@ def same_folder(configured: str, existing: str) -> bool:
 def closest_folders(name: str, existing: list[str], count: int = 3) -> list[str]:
     """Up to *count* of *existing* folder names closest to *name*: same name in another case
     first, then difflib's close matches (ratio ≥ 0.5), for "did you mean" hints."""
+    # Imported here: only a missing folder needs it, not every connection.
+    import difflib
+
     same_case = [e for e in existing if e.lower() == name.lower() and e != name]
     lowered = {e.lower(): e for e in existing}
     near = difflib.get_close_matches(name.lower(), list(lowered), n=count, cutoff=0.5)
@@ -232,7 +248,7 @@ def missing_folder_sentence(account: Account, folder: str, existing: list[str]) 
     if near:
         hint = "did you mean " + " or ".join(repr(n) for n in near) + "?"
     else:
-        hint = "folders there: " + ", ".join(repr(n) for n in existing[:8])
+        hint = "folders there: " + ", ".join(repr(n) for n in existing[:8]) + "."
     return (
         f"account {account.name}: folder {folder!r} does not exist on {account.host} "
         f"(names other than INBOX are case-sensitive; {hint} Fix folders: in the config)"

@@ -16,6 +16,7 @@ from __future__ import annotations
 import imaplib
 import io
 import time
+import types
 from typing import Any
 
 # A literal larger than this aborts the command unless a FETCH announced more.
@@ -142,11 +143,13 @@ def install(client: Any, timeout_seconds: float) -> ReadGuard:
     imap.file = guard
     send_command = imap._command
 
-    def command(name: str, *args: Any) -> Any:
+    def command(_imap: Any, name: str, *args: Any) -> Any:
         guard.start(name)
         return send_command(name, *args)
 
-    imap._command = command
+    # A bound method, like the one it replaces: imaplib tells an AUTHENTICATE literator
+    # (a bound method) from a literal by comparing its type with that of self._command.
+    imap._command = types.MethodType(command, imap)
     client._watcher_guard = guard
     return guard
 
