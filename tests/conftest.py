@@ -9,7 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from dovecot import DovecotServer
+
+# meta-watcher refuses YAML aliases in its config (issue 12: billion laughs). Tests build configs
+# from dicts that may share one value (two accounts with the same folder list), which PyYAML
+# would write as an anchor and alias: write every value out, as a person would.
+yaml.SafeDumper.ignore_aliases = lambda self, data: True  # type: ignore[method-assign]
 
 # OAuth2 fixtures (oauth_idp, oauth_dovecot, oauth_reset) live in tests/oauth_provider.py.
 pytest_plugins = ["oauth_provider"]
