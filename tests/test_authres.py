@@ -106,6 +106,25 @@ def test_organisational_domains() -> None:
     assert organisational_domain("") is None
 
 
+@pytest.mark.parametrize(
+    ("a_label", "u_label"),
+    [("xn--55qx5d.cn", "公司.cn"), ("xn--p1ai", "рф"), ("xn--mgbaam7a8h", "امارات")],
+)
+def test_punycode_domains_meet_the_same_idn_rules_as_unicode_ones(
+    a_label: str, u_label: str
+) -> None:
+    """The list keeps IDN rules in Unicode only: an A-label domain is decoded first, so a
+    public suffix written in punycode is still one and aligns with nothing."""
+    assert organisational_domain(a_label) is None
+    assert organisational_domain(u_label) is None
+    assert organisational_domain(f"mail.shop.{a_label}") == f"shop.{u_label}"
+    assert aligned(f"mail.shop.{a_label}", f"shop.{u_label}")
+    assert not aligned(f"shop.{a_label}", f"other.{a_label}")
+    assert not aligned(a_label, a_label)
+    # A label that is not valid punycode is kept: it matches no rule and breaks nothing.
+    assert organisational_domain("mail.xn--zz.com") == "xn--zz.com"
+
+
 def test_dkim_signed_by_a_public_suffix_fails(pack: RulePack) -> None:
     message = parse(meta_mail("mx.home.example; dkim=pass header.d=com"))
     verdict = authenticate(message, True, pack, TRUSTED)

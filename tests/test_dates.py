@@ -1,6 +1,7 @@
 """Dates in every language of the rule pack: single phrases (CLDR month names via babel) and
-the effective date of a whole policy notice (:func:`watcher.dates.find_effective_date` with the
-``effective_date_cues`` of rules.yaml).
+the effective date of a whole policy notice
+(:func:`watcher.pipeline.effective_date.find_effective_date` with the ``effective_date_cues``
+of rules.yaml).
 
 The effective-date cases are generated: every language's cue sentences x date formats that
 babel's CLDR data writes for that language (full with weekday, long, medium, short with a
@@ -22,13 +23,12 @@ import yaml
 from babel.dates import format_date
 
 from watcher.config import package_file
-from watcher.pipeline.dates import (
+from watcher.pipeline.dates import month_names, parse_date_phrase
+from watcher.pipeline.effective_date import (
     AFTER_MARK,
     FALLBACK_DAYS,
     MAX_SCAN_CHARS,
     find_effective_date,
-    month_names,
-    parse_date_phrase,
 )
 from watcher.pipeline.message import parse
 from watcher.pipeline.rules import load_rules

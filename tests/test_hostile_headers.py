@@ -15,13 +15,8 @@ import sys
 
 import pytest
 
-from watcher.pipeline.message import (
-    MAX_ENCODED_WORDS,
-    MAX_HEADER_BYTES,
-    MAX_HEADER_CHARS,
-    decode_encoded_words,
-    parse,
-)
+from watcher.pipeline.headers import MAX_ENCODED_WORDS, MAX_HEADER_CHARS, decode_encoded_words
+from watcher.pipeline.message import MAX_HEADER_BYTES, parse
 
 # Runs in a fresh interpreter: the time and the peak RSS are those of one parse alone.
 _MEASURE = """

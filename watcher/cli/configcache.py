@@ -82,7 +82,7 @@ def _key(path: Path, data: bytes, paths: list[str]) -> str:
     return digest.hexdigest()
 
 
-def _cache_dir() -> Path:
+def cache_dir() -> Path:
     """platformdirs' user cache dir; on Linux worked out here, as platformdirs does
     ($XDG_CACHE_HOME when absolute, else ~/.cache), since importing platformdirs costs
     about a quarter of what the cache saves."""
@@ -97,7 +97,7 @@ def _cache_dir() -> Path:
 
 def _entry_file(path: Path) -> Path:
     name = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:32]
-    return _cache_dir() / "config" / f"{name}.json"
+    return cache_dir() / "config" / f"{name}.json"
 
 
 def cached_store_config(config_path: Path | None) -> StoreConfig | None:

@@ -168,10 +168,12 @@ def open_store(config: Config | StoreConfig, must_exist: bool = False) -> Store 
 
 def load_pack(config: Config) -> RulePack:
     """The rule pack *config* names, with its user rules (RulesError)."""
-    # Imported here: the rules (pydantic models, YAML) are not needed by status, log, health.
-    from watcher.pipeline.rules import load_rules
+    # Imported here: the rules are not needed by status, log, health. A pack built before
+    # from the same files is read back from the cache folder (watcher.pipeline.rules.cache).
+    from watcher.cli.configcache import cache_dir
+    from watcher.pipeline.rules.cache import load_rules_cached
 
-    return load_rules(config.rules_path, config.user_rules)
+    return load_rules_cached(config.rules_path, config.user_rules, cache_dir())
 
 
 def plural(count: int, noun: str) -> str:

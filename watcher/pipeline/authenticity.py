@@ -119,11 +119,31 @@ def _authserv_id_of(value: str) -> str:
 
 @functools.cache
 def _suffix_list() -> PublicSuffixList:
-    """The Public Suffix List bundled with the ``publicsuffixlist`` package, parsed once (about
-    0.1-0.4 s); never fetched: nothing here uses the network."""
+    """The Public Suffix List bundled with the ``publicsuffixlist`` package, parsed once; never
+    fetched: nothing here uses the network. Its IDN rules are kept in Unicode only (the
+    library's ``accept_encoded_idn=False``): adding each one's punycode form made the parse
+    three times slower (0.10 s against 0.03 s); :func:`organisational_domain` decodes
+    ``xn--`` labels instead."""
     from publicsuffixlist import PublicSuffixList
 
-    return PublicSuffixList()
+    return PublicSuffixList(accept_encoded_idn=False)
+
+
+def _unicode_labels(domain: str) -> str:
+    """*domain* with its ``xn--`` labels (IDNA A-labels, RFC 5890) decoded to Unicode; a label
+    that does not decode is kept as written (it then matches no IDN rule, as before)."""
+    if "xn--" not in domain:
+        return domain
+    return ".".join(_decoded_label(label) for label in domain.split("."))
+
+
+def _decoded_label(label: str) -> str:
+    if label.startswith("xn--"):
+        try:
+            return label.encode("ascii").decode("idna")
+        except (UnicodeError, ValueError):
+            return label
+    return label
 
 
 def organisational_domain(domain: str) -> str | None:
@@ -134,7 +154,7 @@ def organisational_domain(domain: str) -> str | None:
     domain = domain.strip().lower().rstrip(".")
     if not domain or ".." in domain:
         return None
-    found = _suffix_list().privatesuffix(domain)
+    found = _suffix_list().privatesuffix(_unicode_labels(domain))
     return found if isinstance(found, str) else None
 
 

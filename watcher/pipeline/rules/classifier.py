@@ -115,28 +115,28 @@ class RuleCheck:
 
 
 def _first_hit(
-    phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None]
+    phrases: tuple[Phrase, ...], search: Callable[[Phrase], str | None]
 ) -> Condition | None:
     for phrase in phrases:
-        found = search(phrase.pattern)
+        found = search(phrase)
         if found is not None:
             return Condition("", True, phrase.written, found)
     return None
 
 
 def _condition(
-    name: str, phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None]
+    name: str, phrases: tuple[Phrase, ...], search: Callable[[Phrase], str | None]
 ) -> Condition:
     hit = _first_hit(phrases, search)
     return Condition(name, False) if hit is None else Condition(name, True, hit.phrase, hit.found)
 
 
 def _hits(
-    phrases: tuple[Phrase, ...], search: Callable[[re.Pattern[str]], str | None], first: bool
+    phrases: tuple[Phrase, ...], search: Callable[[Phrase], str | None], first: bool
 ) -> tuple[Hit, ...]:
     out: list[Hit] = []
     for phrase in phrases:
-        found = search(phrase.pattern)
+        found = search(phrase)
         if found is not None:
             out.append(Hit(phrase, found))
             if first:
@@ -173,7 +173,9 @@ def check_rule(
     conditions: list[Condition] = []
     holds = True
     if rule.subject:
-        conditions.append(_condition("subject", rule.subject, lambda p: _search(p, subject)))
+        conditions.append(
+            _condition("subject", rule.subject, lambda p: _search(p.pattern, subject))
+        )
         holds = conditions[-1].ok
     if rule.decisive and (holds or full):
         conditions.append(_condition("decisive", rule.decisive, s.find))
@@ -208,13 +210,13 @@ def requirements_hold(rule: Rule, subject: str, search: TextSearch) -> bool:
     find = search.find
     if rule.decisive:
         for phrase in rule.decisive:
-            if find(phrase.pattern) is not None:
+            if find(phrase) is not None:
                 break
         else:
             return False
     for group in rule.all:
         for phrase in group:
-            if find(phrase.pattern) is not None:
+            if find(phrase) is not None:
                 break
         else:
             return False
@@ -267,7 +269,7 @@ def fallback(search: TextSearch, pack: RulePack) -> Fallback:
         return Fallback(OTHER, None, None)
     for phrases in pack.shared_negatives.values():
         for phrase in phrases:
-            found = search.find(phrase.pattern)
+            found = search.find(phrase)
             if found is not None:
                 return Fallback(OTHER, topic, Hit(phrase, found))
     return Fallback(UNRECOGNIZED, topic, None)
@@ -283,10 +285,12 @@ def extract(
 ) -> dict[str, str | None]:
     """Run *rule*'s extractors over *text*: ``code`` (digits or None) and ``effective_date``
     (ISO date or None). A policy notice always gets ``effective_date``: the rule's own
-    extractor when it finds a date, else :func:`watcher.pipeline.dates.find_effective_date` with the
-    pack's *cues* and the mail's Date (*sent_on*)."""
+    extractor when it finds a date, else
+    :func:`watcher.pipeline.effective_date.find_effective_date` with the pack's *cues* and the
+    mail's Date (*sent_on*)."""
     # babel is heavy; only extraction needs it.
-    from watcher.pipeline.dates import find_effective_date, parse_date_phrase
+    from watcher.pipeline.dates import parse_date_phrase
+    from watcher.pipeline.effective_date import find_effective_date
 
     out: dict[str, str | None] = {}
     for name, pattern in rule.extract.items():

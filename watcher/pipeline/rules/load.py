@@ -25,7 +25,7 @@ def _c(patterns: Iterable[str]) -> tuple[re.Pattern[str], ...]:
 
 
 def _phrases(patterns: Iterable[str], where: str = "rule") -> tuple[Phrase, ...]:
-    return tuple(Phrase(p, compile_phrase(p), where) for p in patterns)
+    return tuple(Phrase.of(p, where) for p in patterns)
 
 
 def _dedupe(phrases: Iterable[Phrase]) -> tuple[Phrase, ...]:

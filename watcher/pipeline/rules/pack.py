@@ -1,4 +1,5 @@
-"""The compiled rule pack: :class:`Phrase`, :class:`Rule` and :class:`RulePack`.
+"""The compiled rule pack: :class:`Rule` and :class:`RulePack` (of :class:`Phrase`, from
+:mod:`watcher.pipeline.rules.text`).
 
 Plain frozen dataclasses, built by :func:`watcher.pipeline.rules.load.load_rules` and read by
 classification, which therefore needs neither YAML nor pydantic once a pack exists.
@@ -11,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from watcher.pipeline.rules.text import required_words
+from watcher.pipeline.rules.text import Phrase
 
 EXTRACTORS = ("code", "effective_date")  # the values a rule's ``extract`` can read
 
@@ -31,21 +32,7 @@ KIND_PRIORITY: Mapping[str, int] = {
 }
 SHARED = "any"  # the `evidence:` entry that applies to every language
 
-
-@dataclass(frozen=True)
-class Phrase:
-    """One compiled phrase: ``written`` as in the rules file, ``pattern`` compiled from its
-    normalised form, ``where`` it comes from (``rule``, or ``shared <language>`` for
-    ``evidence:``)."""
-
-    written: str
-    pattern: re.Pattern[str]
-    where: str = "rule"
-
-    @property
-    def needs(self) -> tuple[tuple[str, ...], ...]:
-        """What a match must contain (see :func:`required_words`)."""
-        return required_words(self.pattern)
+__all__ = ["EXTRACTORS", "KIND_PRIORITY", "SHARED", "Phrase", "Rule", "RulePack"]
 
 
 @dataclass(frozen=True)
@@ -80,7 +67,7 @@ class RulePack:
 
     ``shared_negatives``/``shared_supporting``: the ``evidence:`` phrases per language (and
     ``any``); ``date_cues``: per language, the phrases that precede an effective date
-    (``effective_date_cues:``, read by :func:`watcher.pipeline.dates.find_effective_date`).
+    (``effective_date_cues:``, read by :func:`watcher.pipeline.effective_date.find_effective_date`).
     """
 
     rules: tuple[Rule, ...]
