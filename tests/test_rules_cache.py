@@ -16,6 +16,7 @@ import yaml
 
 from watcher.config import package_file
 from watcher.errors import RulesError
+from watcher.pipeline import dates
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, load_rules
 from watcher.pipeline.rules.cache import load_rules_cached, pack_key
@@ -152,14 +153,20 @@ phrases = {p.written for r in pack.rules for g in (r.subject, r.decisive, r.supp
 for name in sys.argv[3:]:
     raw = RawMessage(SourceKey("t", "t", name, 0, 1), Path(name).read_bytes())
     kind = process(raw, pack, Settings()).match.kind
+from watcher.pipeline.dates import month_names
+months = {lang: month_names(lang) for lang in ("de", "pl", "el", "fi", "en")}
 print(json.dumps({"compiled": compile_phrase.cache_info().currsize, "phrases": len(phrases),
-                  "pydantic": "pydantic" in sys.modules, "yaml": "yaml" in sys.modules}))
+                  "pydantic": "pydantic" in sys.modules, "yaml": "yaml" in sys.modules,
+                  "babel": "babel" in sys.modules, "months": months}))
 """
 
 
-def test_a_cached_pack_compiles_only_what_mail_needs_and_skips_validation(tmp_path: Path) -> None:
+def test_a_cached_pack_compiles_only_what_mail_needs_and_skips_validation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """In a fresh process reading a cached pack, one Meta mail compiles a small part of the
-    phrases, and neither pydantic nor YAML is imported."""
+    phrases; neither pydantic nor YAML nor babel is imported, and the month names the entry
+    brings are those babel's CLDR data gives."""
     load_rules_cached(package_file("rules.yaml"), (), tmp_path)
     mail = CORPUS / sorted(n for n, e in MANIFEST["messages"].items() if e["kind"] != "other")[0]
     env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1"}
@@ -176,3 +183,10 @@ def test_a_cached_pack_compiles_only_what_mail_needs_and_skips_validation(tmp_pa
     assert 0 < seen["compiled"] < seen["phrases"] / 3, seen
     assert seen["pydantic"] is False, seen
     assert seen["yaml"] is False, seen
+    assert seen["babel"] is False, seen
+    monkeypatch.setattr(dates, "_REMEMBERED", {})
+    dates.month_names.cache_clear()
+    from_cldr = {lang: dates.month_names(lang) for lang in seen["months"]}
+    dates.month_names.cache_clear()
+    assert seen["months"] == from_cldr
+    assert from_cldr["pl"]["czerwca"] == 6

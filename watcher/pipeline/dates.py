@@ -31,7 +31,9 @@ from __future__ import annotations
 import functools
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 
 _ISO = re.compile(r"\b(\d{4})-(\d{2})-(\d{2})\b")
 _YEAR_FIRST = re.compile(r"\b(\d{4})\.\s?(\d{1,2})\.\s?(\d{1,2})\b")
@@ -53,6 +55,35 @@ def _fold(word: str) -> str:
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch)).rstrip(".")
 
 
+# Month tables given by remember_month_names (a cached rule pack brings them): reading CLDR
+# through babel for one language loads up to 33 locale files (its European regional variants).
+_REMEMBERED: dict[str, dict[str, int]] = {}
+
+
+def remember_month_names(tables: Mapping[str, Mapping[str, int]]) -> None:
+    """Use *tables* ({language: {folded name: month}}, as :func:`month_names` returns them,
+    built earlier with the same babel) instead of reading CLDR again. Raises ValueError for a
+    table that is not {str: 1..12}."""
+    for language, table in tables.items():
+        if not all(isinstance(k, str) and v in range(1, 13) for k, v in table.items()):
+            raise ValueError(f"month table for {language!r} is not name -> 1..12")
+        _REMEMBERED[language] = dict(table)
+    month_names.cache_clear()
+    month_of.cache_clear()
+
+
+def babel_stamp() -> str:
+    """What identifies the installed babel (its package's path, size and modification time)
+    without importing it; "" when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("babel")
+    if spec is None or spec.origin is None:
+        return ""
+    st = Path(spec.origin).stat()
+    return f"{spec.origin}:{st.st_size}:{st.st_mtime_ns}"
+
+
 @functools.lru_cache(maxsize=64)
 def month_names(language: str) -> dict[str, int]:
     """Return {folded month name: month number} for *language* (ISO 639-1) from CLDR.
@@ -62,6 +93,8 @@ def month_names(language: str) -> dict[str, int]:
     are always added, as Meta mixes English into other languages' mails. Unknown languages get
     English only.
     """
+    if language in _REMEMBERED:
+        return _REMEMBERED[language]
     from babel import Locale, UnknownLocaleError, localedata
 
     locales: list[Locale] = []

@@ -9,7 +9,8 @@ build depends on: the bytes and resolved paths of the rules files, the package v
 Python version, and the size and modification time of the rules code. A pack read back holds
 each phrase's source and required words, not its compiled pattern (:class:`Phrase` compiles on
 first use), so it loads in a few milliseconds and only the phrases some mail could match are
-ever compiled.
+ever compiled. The entry also holds the CLDR month names of the pack's languages (reading them
+through babel loads about 30 locale files per language), so babel is not imported either.
 
 The cache is an optimisation only: a missing, stale, unreadable or foreign entry (not owned by
 this user, or writable by others: pickle runs code, so only the user's own private files are
@@ -30,11 +31,12 @@ import tempfile
 from pathlib import Path
 
 from watcher import __version__
+from watcher.pipeline.dates import babel_stamp, month_names, remember_month_names
 from watcher.pipeline.rules.pack import RulePack
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 1  # bump when the pickled shape changes in a way the code fingerprint misses
+_FORMAT = 2  # bump when the pickled shape changes in a way the code fingerprint misses
 _CODE = Path(__file__).resolve().parent  # the rules package: its code shapes the pack
 _KEEP = 8  # entries kept: one per rules version in use, a few more for tests and upgrades
 
@@ -43,7 +45,7 @@ def pack_key(path: Path, user_paths: tuple[Path, ...]) -> str | None:
     """The hex SHA-256 naming the pack built from *path* and *user_paths*; None when a file
     cannot be read (the build then says why)."""
     digest = hashlib.sha256()
-    stamp = [str(_FORMAT), __version__, sys.version]
+    stamp = [str(_FORMAT), __version__, sys.version, babel_stamp()]
     for module in sorted(_CODE.glob("*.py")):
         st = module.stat()
         stamp += [module.name, str(st.st_size), str(st.st_mtime_ns)]
@@ -77,11 +79,15 @@ def _read(entry: Path) -> RulePack | None:
     try:
         with entry.open("rb") as handle:
             # Only this user's private file (checked above): as trusted as the code itself.
-            pack = pickle.load(handle)  # noqa: S301
+            kept = pickle.load(handle)  # noqa: S301
+        pack, months = kept["pack"], kept["months"]
+        if not isinstance(pack, RulePack):
+            return None
+        remember_month_names(months)
     except Exception as exc:  # noqa: BLE001 - any broken entry means a rebuild
         log.debug("rule pack cache %s unreadable (%s): rebuilding", entry, type(exc).__name__)
         return None
-    return pack if isinstance(pack, RulePack) else None
+    return pack
 
 
 def _write(folder: Path, entry: Path, pack: RulePack) -> None:
@@ -89,8 +95,11 @@ def _write(folder: Path, entry: Path, pack: RulePack) -> None:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pack-", suffix=".tmp")
         try:
+            languages = {"en", *pack.languages, *pack.date_cues}
+            months = {language: month_names(language) for language in sorted(languages)}
             with os.fdopen(fd, "wb") as handle:
-                pickle.dump(pack, handle, protocol=pickle.HIGHEST_PROTOCOL)
+                kept = {"pack": pack, "months": months}
+                pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, entry)  # readers see the old entry or the whole new one
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
