@@ -43,11 +43,6 @@ def best_language(scores: Mapping[str, LanguageScore]) -> str | None:
     return best
 
 
-def detect_language(text: str, pack: RulePack) -> str | None:
-    """Return the language whose stop words occur most often in *text*, or None."""
-    return best_language(language_scores(text, pack))
-
-
 def gate_languages(scores: Mapping[str, LanguageScore]) -> frozenset[str] | None:
     """The languages whose rules are worth trying for a text with these *scores*.
 
