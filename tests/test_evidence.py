@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from watcher.config import package_file
-from watcher.pipeline.explain import explain, render
+from watcher.pipeline.explain import explain
+from watcher.pipeline.explain_text import render
 from watcher.pipeline.message import parse
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import (

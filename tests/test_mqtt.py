@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 from mosquitto import HomeAssistantListener, MosquittoBroker
 
-from watcher.notify.mqtt import HomeAssistantPublisher, object_id
+from watcher.notify.discovery import object_id
+from watcher.notify.mqtt import HomeAssistantPublisher
 
 pytestmark = pytest.mark.timeout(60)
 

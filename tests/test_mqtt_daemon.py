@@ -16,7 +16,7 @@ import pytest
 from daemonproc import DaemonProcess, accepted_mail, code_mail, write_config
 from mosquitto import HomeAssistantListener, MosquittoBroker
 
-from watcher.notify.mqtt import object_id
+from watcher.notify.discovery import object_id
 
 pytestmark = pytest.mark.timeout(180)
 

@@ -17,7 +17,8 @@ from click.testing import Result
 from daemonproc import run_in_process
 
 from watcher.config import package_file
-from watcher.pipeline.explain import explain, render
+from watcher.pipeline.explain import explain
+from watcher.pipeline.explain_text import render
 from watcher.pipeline.message import parse
 from watcher.pipeline.process import Settings, process
 from watcher.pipeline.rules import RulePack, classify, load_rules, rules_file_problems

@@ -38,7 +38,8 @@ from watcher.daemon.ingest import settings_of
 from watcher.errors import RulesError
 from watcher.notify.plan import notify_settings, plan_notifications
 from watcher.pipeline.evidence import stored_fields
-from watcher.pipeline.explain import explain, render
+from watcher.pipeline.explain import explain
+from watcher.pipeline.explain_text import render
 from watcher.pipeline.process import Outcome, Settings, process
 from watcher.pipeline.rules import RulePack, load_rules, read_rules_file, rules_file_problems
 from watcher.sources.base import RawMessage, SourceKey

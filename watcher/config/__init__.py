@@ -1,6 +1,16 @@
-"""The configuration: models.py (the validated, frozen models; validation only) and files.py
+"""The configuration: the validated, frozen models (validation only) in models.py (the top
+level, daemon settings and limits), accounts.py (accounts and sources), targets.py
+(notification targets) and values.py (durations, loopback hosts, package files); files.py
 (which file, demo mode, reading and validating it). The names below are the interface."""
 
+from watcher.config.accounts import (
+    SECRET_SOURCES,
+    Account,
+    LocalSource,
+    MetaAccount,
+    OAuth2Settings,
+    oauth2_token_file,
+)
 from watcher.config.files import (
     ConfigChoice,
     choose_config,
@@ -9,20 +19,9 @@ from watcher.config.files import (
     load_config,
     parse_config,
 )
-from watcher.config.models import (
-    SECRET_SOURCES,
-    Account,
-    Config,
-    LocalSource,
-    MetaAccount,
-    MqttSettings,
-    NotifyTarget,
-    OAuth2Settings,
-    is_loopback,
-    oauth2_token_file,
-    package_file,
-    parse_duration,
-)
+from watcher.config.models import Config
+from watcher.config.targets import MqttSettings, NotifyTarget
+from watcher.config.values import is_loopback, package_file, parse_duration
 
 __all__ = [
     "SECRET_SOURCES",

@@ -15,7 +15,9 @@ import platformdirs
 import yaml
 from pydantic import ValidationError
 
-from watcher.config.models import APP_NAME, Config, LocalSource, package_file
+from watcher.config.accounts import LocalSource
+from watcher.config.models import Config
+from watcher.config.values import APP_NAME, package_file
 from watcher.errors import ConfigError
 
 ENV_CONFIG = "META_WATCHER_CONFIG"

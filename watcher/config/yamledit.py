@@ -58,7 +58,7 @@ def add_account(text: str, block: str, comment: str, where: str) -> str:
     """Return config *text* with one more ``accounts:`` entry.
 
     *block* is the YAML text of one list item (``  - name: ...`` with its comment lines, as
-    :func:`watcher.cli.init.account_block` writes it without its leading comment); *comment*
+    :func:`watcher.cli.init_file.account_block` writes it without its leading comment); *comment*
     goes on the line(s) above the new item. The list may stand anywhere in the file, be
     ``accounts: []`` or be missing. Raises :class:`ConfigError` (naming *where*) when *text* is
     not a YAML mapping or ``accounts`` is not a list.

@@ -1,4 +1,5 @@
-"""Home Assistant over MQTT: publish each account's objection status with MQTT discovery.
+"""Home Assistant over MQTT: the broker connection that publishes each account's objection
+status (payloads from watcher.notify.discovery).
 
 Standalone publisher (paho-mqtt 2, its own network thread); the daemon and the config wire it
 in. Nothing here blocks the caller: the publish methods only record the latest payload per
@@ -7,33 +8,8 @@ only the latest payload per topic is kept, and on every (re)connect everything k
 published again, availability first, then discovery configs, then states. A broker that
 restarts without persistence therefore gets the whole picture back.
 
-Topics (``<node>`` is the sanitised node id, ``<obj>`` an object id from :func:`object_id`;
-every message is retained):
-
-==============================================  =============================================
-``meta_watcher/<node>/availability``            ``online`` / ``offline`` (also the last will,
-                                                so a watcher that dies shows as unavailable)
-``meta_watcher/<node>/<obj>/state``             status: ``notified``, ``code_received``,
-                                                ``accepted``, ``rejected``, ``info_requested``,
-                                                ``no_notice`` (none yet)
-``meta_watcher/<node>/<obj>/attributes``        JSON ``{"platform", "account", "status",
-                                                "since", "next_step", "effective_date",
-                                                "action_needed"}`` (dates ISO 8601 or null)
-``meta_watcher/<node>/<obj>/action_needed``     ``ON`` / ``OFF``
-``meta_watcher/<node>/code_<obj>/state``        the code as given (masked by the caller unless
-                                                the user set ``notify_codes``)
-``meta_watcher/<node>/code_<obj>/attributes``   JSON ``{"account", "code", "at"}``
-``<prefix>/sensor/<node>/<obj>/config``         discovery of the status sensor
-``<prefix>/binary_sensor/<node>/<obj>/config``  discovery of the "action needed" sensor
-                                                (device class ``problem``)
-``<prefix>/sensor/<node>/code_<obj>/config``    discovery of the latest-code sensor
-==============================================  =============================================
-
-Discovery configs follow Home Assistant's MQTT discovery
-(https://www.home-assistant.io/integrations/mqtt/#mqtt-discovery): topic
-``<discovery_prefix>/<component>/<node_id>/<object_id>/config``, payload with ``name``,
-``unique_id``, ``state_topic``, ``json_attributes_topic``, ``availability_topic`` and a
-``device`` block shared by all entities of one watcher.
+The topics and payloads (Home Assistant MQTT discovery) are built by
+watcher.notify.discovery; this module is the connection and the publishing.
 
 States go out with QoS 0 on purpose: paho re-sends unacknowledged QoS 1 messages after a
 reconnect, which could put an older state back after the newer one was republished; QoS 0
@@ -43,15 +19,11 @@ over TCP plus "republish everything on connect" always converges on the latest s
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import json
 import logging
-import re
 import ssl
 import threading
 import uuid
 from datetime import date, datetime
-from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlsplit
 
@@ -60,50 +32,13 @@ from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersi
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
+from watcher.notify.discovery import OFFLINE, Discovery, Payload
+
 if TYPE_CHECKING:
     from watcher.config import MqttSettings
     from watcher.store.store import Store
 
 log = logging.getLogger(__name__)
-
-ONLINE = "online"
-OFFLINE = "offline"
-# Statuses after which nothing is left to do for the account (watcher/status.py).
-DONE_STATUSES = frozenset({"accepted"})
-NO_NOTICE = "no_notice"
-_UNSAFE = re.compile(r"[^a-z0-9_-]+")
-_MAX_ID = 64
-
-
-def object_id(*parts: str) -> str:
-    """A Home Assistant object id (``[a-z0-9_-]``, at most 71 characters) for *parts*
-    joined with ``_``: case-folded, every other run of characters replaced by ``_``; when
-    that changed anything, a 6-hex-digit hash of the folded text is appended so that
-    ``anna.b@x.org`` and ``anna_b@x.org`` stay apart. Stable across runs and versions
-    (Home Assistant keys its entities on it)."""
-    folded = "_".join(parts).casefold()
-    clean = _UNSAFE.sub("_", folded).strip("_")[:_MAX_ID] or "x"
-    if clean != folded:
-        digest = hashlib.blake2s(folded.encode("utf-8"), digest_size=3).hexdigest()
-        clean = f"{clean}_{digest}"
-    return clean
-
-
-def _iso(value: datetime | date | str | None) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    return value.isoformat()
-
-
-def _json(value: dict[str, Any]) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def _version() -> str:
-    try:
-        return metadata.version("meta-watcher")
-    except metadata.PackageNotFoundError:
-        return "unknown"
 
 
 class HomeAssistantPublisher:
@@ -152,20 +87,14 @@ class HomeAssistantPublisher:
         if username is None and parts.username:
             username = unquote(parts.username)
             password = unquote(parts.password) if parts.password else password
-        self.node_id = object_id(node_id)
-        self.discovery_prefix = discovery_prefix.strip("/") or "homeassistant"
-        self.base_topic = f"meta_watcher/{self.node_id}"
-        self.availability_topic = f"{self.base_topic}/availability"
+        self.discovery = Discovery(node_id, discovery_prefix)
+        self.node_id = self.discovery.node_id
+        self.discovery_prefix = self.discovery.discovery_prefix
+        self.base_topic = self.discovery.base_topic
+        self.availability_topic = self.discovery.availability_topic
         self.connected = False
         self.last_error: str | None = None
         self.connects = 0
-        self._device = {
-            "identifiers": [f"meta_watcher_{self.node_id}"],
-            "name": "Meta Watcher" if node_id == "meta_watcher" else f"Meta Watcher {node_id}",
-            "manufacturer": "meta-watcher",
-            "model": "Meta AI-training objection watcher",
-            "sw_version": _version(),
-        }
         # Latest payload per topic (insertion order = publish order on reconnect) and the
         # topics still to send; both guarded by _changed.
         self._latest: dict[str, tuple[bytes, bool]] = {self.availability_topic: (b"online", True)}
@@ -196,47 +125,15 @@ class HomeAssistantPublisher:
         client.connect_async(self.host, self.port, keepalive=keepalive)
         client.loop_start()
 
-    # ------------------------------------------------------------------ topics
+    # ------------------------------------------------------------------ publishing
 
     def account_topics(self, platform: str, account: str) -> dict[str, str]:
-        """The topics of one (platform, account): ``state``, ``attributes``,
-        ``action_needed``, ``sensor_config``, ``binary_sensor_config``."""
-        obj = object_id(platform, account)
-        base = f"{self.base_topic}/{obj}"
-        return {
-            "state": f"{base}/state",
-            "attributes": f"{base}/attributes",
-            "action_needed": f"{base}/action_needed",
-            "sensor_config": f"{self.discovery_prefix}/sensor/{self.node_id}/{obj}/config",
-            "binary_sensor_config": (
-                f"{self.discovery_prefix}/binary_sensor/{self.node_id}/{obj}/config"
-            ),
-        }
+        """The topics of one (platform, account); see :meth:`Discovery.account_topics`."""
+        return self.discovery.account_topics(platform, account)
 
     def code_topics(self, account: str) -> dict[str, str]:
-        """The topics of an account's latest code: ``state``, ``attributes``, ``config``."""
-        obj = "code_" + object_id(account)
-        base = f"{self.base_topic}/{obj}"
-        return {
-            "state": f"{base}/state",
-            "attributes": f"{base}/attributes",
-            "config": f"{self.discovery_prefix}/sensor/{self.node_id}/{obj}/config",
-        }
-
-    def _entity(self, name: str, unique: str, state: str, attributes: str) -> dict[str, Any]:
-        return {
-            "name": name,
-            "unique_id": f"meta_watcher_{self.node_id}_{unique}",
-            "state_topic": state,
-            "json_attributes_topic": attributes,
-            "availability_topic": self.availability_topic,
-            "payload_available": ONLINE,
-            "payload_not_available": OFFLINE,
-            "device": self._device,
-            "origin": {"name": "meta-watcher", "sw_version": self._device["sw_version"]},
-        }
-
-    # ------------------------------------------------------------------ publishing
+        """The topics of an account's latest code; see :meth:`Discovery.code_topics`."""
+        return self.discovery.code_topics(account)
 
     def publish_account(
         self,
@@ -255,65 +152,30 @@ class HomeAssistantPublisher:
         defaults to "status is not accepted". Publishes (retained) the sensor and binary
         sensor discovery configs, the state, the attributes JSON and ``ON``/``OFF``.
         """
-        topics = self.account_topics(platform, account)
-        obj = object_id(platform, account)
-        state = status or NO_NOTICE
-        needed = state not in DONE_STATUSES if action_needed is None else action_needed
-        label = f"{platform.capitalize()} {account}"
-        sensor = self._entity(label, f"{obj}_status", topics["state"], topics["attributes"])
-        sensor["icon"] = "mdi:shield-account-outline"
-        binary = self._entity(
-            f"{label} action needed",
-            f"{obj}_action_needed",
-            topics["action_needed"],
-            topics["attributes"],
+        obj, items = self.discovery.account_payloads(
+            platform,
+            account,
+            status,
+            since,
+            next_step,
+            effective_date,
+            action_needed=action_needed,
         )
-        binary.update(device_class="problem", payload_on="ON", payload_off="OFF")
-        attributes = {
-            "platform": platform,
-            "account": account,
-            "status": state,
-            "since": _iso(since),
-            "next_step": next_step,
-            "effective_date": _iso(effective_date),
-            "action_needed": needed,
-        }
-        self._put(
-            [
-                (topics["sensor_config"], _json(sensor)),
-                (topics["binary_sensor_config"], _json(binary)),
-                (topics["attributes"], _json(attributes)),
-                (topics["state"], state.encode("utf-8")),
-                (topics["action_needed"], b"ON" if needed else b"OFF"),
-            ]
-        )
+        self._put(items)
         return obj
 
     def publish_code_event(self, account: str, masked_code: str, at: datetime) -> None:
         """Publish the latest verification-code mail of *account* (received *at*). The
         caller masks the code (``73••46``) unless the user asked for codes in clear
         (``notify_codes``). Never blocks."""
-        topics = self.code_topics(account)
-        obj = "code_" + object_id(account)
-        config = self._entity(f"Meta code {account}", obj, topics["state"], topics["attributes"])
-        config["icon"] = "mdi:numeric"
-        self._put(
-            [
-                (topics["config"], _json(config)),
-                (
-                    topics["attributes"],
-                    _json({"account": account, "code": masked_code, "at": _iso(at)}),
-                ),
-                (topics["state"], masked_code.encode("utf-8")),
-            ]
-        )
+        self._put(self.discovery.code_payloads(account, masked_code, at))
 
     def forget_account(self, platform: str, account: str) -> None:
         """Remove an account's entities from Home Assistant (empty retained configs and
         states, which also clears them on the broker). Never blocks."""
-        self._put([(topic, b"") for topic in self.account_topics(platform, account).values()])
+        self._put(self.discovery.forget_payloads(platform, account))
 
-    def _put(self, items: list[tuple[str, bytes]]) -> None:
+    def _put(self, items: list[Payload]) -> None:
         with self._changed:
             for topic, payload in items:
                 if self._latest.get(topic) == (payload, True):

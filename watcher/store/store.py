@@ -1,6 +1,8 @@
-"""The SQLite log: the only package with SQL. This module opens the database and records
-messages: a message, the transitions it causes, its notifications and the cursor move commit
-in one transaction, so a crash at any point leaves either all of it or none of it.
+"""The SQLite log: the only package with SQL. This module opens the database (connection,
+run lock, transactions, cursors) and records messages: a message, the transitions it causes,
+its notifications and the cursor move commit in one transaction, so a crash at any point
+leaves either all of it or none of it. The rows themselves are written by the mixins in
+messages.py (the messages table) and transitions.py (replaying accounts).
 
 The store writes what it is given: what to keep of a message is decided by
 watcher.pipeline.evidence, and which notifications a message causes by the caller, who plans
@@ -12,35 +14,33 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import functools
-import json
 import logging
 import os
 import sqlite3
 from collections.abc import Iterable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from watcher.clock import utc_now
 from watcher.crashpoint import crash_point
 from watcher.errors import LockedError, StoreError
-from watcher.kinds import CODE_KINDS
-from watcher.pipeline.evidence import keeps_raw, stored_fields, stored_subject
-from watcher.pipeline.status import Event, Transition, replay
+from watcher.pipeline.evidence import keeps_raw
+from watcher.pipeline.status import Transition
 from watcher.sources.base import Cursor
+from watcher.store.messages import MessageLog
 from watcher.store.outbox import OutboxTable, insert_outbox
 from watcher.store.queries import Queries
 from watcher.store.rows import OutboxItem
 from watcher.store.schema import iso, migrate, transaction
+from watcher.store.transitions import COVERED_BY, TransitionLog
 
 if TYPE_CHECKING:
     from watcher.pipeline.process import Outcome
 
 log = logging.getLogger(__name__)
 
-# The rule_id of a transition caused by a linked account's acceptance that covers the whole
-# Accounts Center: this prefix, then "<platform>:<address>" of the covering account.
-COVERED_BY = "accounts-center:"
+# Imported from here by watcher.cli.status (see watcher.store.transitions).
+__all__ = ["COVERED_BY", "Recording", "Store"]
 
 
 class Recording:
@@ -75,7 +75,7 @@ class Recording:
         return insert_outbox(self._store._conn, items, self.ref)
 
 
-class Store(OutboxTable, Queries):
+class Store(OutboxTable, Queries, MessageLog, TransitionLog):
     """An open SQLite log. Use :meth:`open`; close with :meth:`close` or ``with``."""
 
     def __init__(self, conn: sqlite3.Connection, path: Path, store_codes: bool) -> None:
@@ -161,17 +161,7 @@ class Store(OutboxTable, Queries):
         with self.transaction():
             self._set_cursor(identity, folder, cursor)
 
-    # ------------------------------------------------------------------ messages
-
-    def already_recorded(self, identity: str, message_id: str | None, sha256: str) -> bool:
-        """True when this account already has this mail: same Message-ID, else same content
-        hash (a re-upload, a copy in another folder, or a rescan after UIDVALIDITY changed)."""
-        if message_id:
-            sql = "SELECT 1 FROM messages WHERE identity = ? AND message_id = ? LIMIT 1"
-            if self._conn.execute(sql, (identity, message_id)).fetchone():
-                return True
-        sql = "SELECT 1 FROM messages WHERE identity = ? AND sha256 = ? LIMIT 1"
-        return self._conn.execute(sql, (identity, sha256)).fetchone() is not None
+    # ------------------------------------------------------------------ recording
 
     @contextlib.contextmanager
     def recording(self, outcome: Outcome, cursor: Cursor | None = None) -> Iterator[Recording]:
@@ -207,164 +197,7 @@ class Store(OutboxTable, Queries):
         with self.recording(outcome, cursor) as done:
             return done.transitions
 
-    def _copy_seen_elsewhere(self, ref: int, outcome: Outcome) -> bool:
-        """True when another watched mailbox already holds this mail (same Message-ID and
-        kind, not suspicious): its copy is recorded as evidence but not announced again."""
-        message_id = outcome.message.message_id
-        if not message_id or outcome.suspicious:
-            return False
-        row = self._conn.execute(
-            "SELECT 1 FROM messages WHERE message_id = ? AND kind = ? AND suspicious = 0 "
-            "AND identity != ? AND id != ? LIMIT 1",
-            (message_id, outcome.match.kind, outcome.key.identity, ref),
-        ).fetchone()
-        return row is not None
-
-    def _insert_message(self, outcome: Outcome) -> int | None:
-        key, msg, match, verdict = outcome.key, outcome.message, outcome.match, outcome.verdict
-        fields = stored_fields(outcome, self._store_codes)
-        subject = stored_subject(outcome, self._store_codes)
-        sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr
-        cur = self._conn.execute(
-            "INSERT INTO messages (source, identity, folder, uidvalidity, uid, message_id, "
-            "sha256, mail_date, date_source, sender, subject, kind, platform, account, "
-            "language, authenticity, auth_reasons, authserv_id, suspicious, counted, rule_id, "
-            "fields, error, processed_at) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
-            "ON CONFLICT (identity, folder, uidvalidity, uid) DO NOTHING",
-            (
-                key.source,
-                key.identity,
-                key.folder,
-                key.uidvalidity,
-                key.uid,
-                msg.message_id,
-                msg.sha256,
-                iso(outcome.mail_at),
-                outcome.date_source,
-                sender,
-                subject,
-                match.kind,
-                match.platform,
-                match.account,
-                match.language,
-                outcome.verdict.result,
-                json.dumps(list(verdict.reasons), ensure_ascii=False),
-                verdict.authserv_id,
-                int(outcome.suspicious),
-                int(outcome.counted),
-                match.rule_id,
-                json.dumps(fields, ensure_ascii=False, sort_keys=True),
-                msg.error,
-                iso(utc_now()),
-            ),
-        )
-        return cur.lastrowid if cur.rowcount == 1 else None
-
-    def _replay_covered(self, outcome: Outcome) -> None:
-        # An acceptance that covers the other accounts of its Accounts Center (fields
-        # "covers", watcher.pipeline.process): they are replayed with it as their event.
-        for other in (outcome.fields.get("covers") or "").split():
-            platform, _, account = other.partition(":")
-            for transition in self._replay_account(platform, account):
-                log.info(
-                    "status %s:%s %s -> %s (covered by the acceptance for %s:%s, same "
-                    "Accounts Center)",
-                    platform,
-                    account,
-                    transition.from_status or "(none)",
-                    transition.to_status,
-                    outcome.match.platform,
-                    outcome.match.account,
-                )
-
-    def _replay_account(self, platform: str, account: str) -> list[Transition]:
-        rows = self._conn.execute(
-            "SELECT id, kind, mail_date, processed_at, rule_id, coalesce(message_id, sha256) "
-            "FROM messages WHERE counted = 1 AND platform = ? AND account = ?",
-            (platform, account),
-        ).fetchall()
-        events = [
-            Event(
-                ref=row[0],
-                kind=row[1],
-                mail_at=datetime.fromisoformat(row[2] or row[3]),
-                rule_id=row[4],
-                message_key=row[5],
-            )
-            for row in rows
-        ]
-        # Acceptances of linked accounts that say they cover this one (same Accounts
-        # Center); their transitions name the covering account as the rule:
-        # "accounts-center:<platform>:<address>".
-        me = f"{platform}:{account}"
-        for row in self._conn.execute(
-            "SELECT id, kind, mail_date, processed_at, platform, account, "
-            "coalesce(message_id, sha256), json_extract(fields, '$.covers') FROM messages "
-            "WHERE counted = 1 AND kind = 'objection_accepted' "
-            "AND json_extract(fields, '$.covers') IS NOT NULL"
-        ):
-            if me in str(row[7]).split():
-                events.append(
-                    Event(
-                        ref=row[0],
-                        kind=row[1],
-                        mail_at=datetime.fromisoformat(row[2] or row[3]),
-                        rule_id=f"{COVERED_BY}{row[4]}:{row[5]}",
-                        message_key=row[6],
-                    )
-                )
-        new = replay(events)
-        old = self._conn.execute(
-            "SELECT seq, from_status, to_status, message_ref FROM transitions "
-            "WHERE platform = ? AND account = ? ORDER BY seq",
-            (platform, account),
-        ).fetchall()
-        # Keep the common prefix; a mail older than the newest rewrites history after it.
-        keep = 0
-        for row, transition in zip(old, new, strict=False):
-            same = (row[1], row[2], row[3]) == (
-                transition.from_status,
-                transition.to_status,
-                transition.event.ref,
-            )
-            if not same:
-                break
-            keep += 1
-        self._conn.execute(
-            "DELETE FROM transitions WHERE platform = ? AND account = ? AND seq >= ?",
-            (platform, account, keep),
-        )
-        now = iso(utc_now())
-        for transition in new[keep:]:
-            self._conn.execute(
-                "INSERT INTO transitions (platform, account, seq, from_status, to_status, "
-                "mail_date, recorded_at, message_ref, rule_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    platform,
-                    account,
-                    transition.seq,
-                    transition.from_status,
-                    transition.to_status,
-                    iso(transition.event.mail_at),
-                    now,
-                    transition.event.ref,
-                    transition.event.rule_id,
-                ),
-            )
-        # Rows after a rewrite point are re-inserted; report only changes not logged before.
-        before = {(row[1], row[2], row[3]) for row in old}
-        return [t for t in new[keep:] if (t.from_status, t.to_status, t.event.ref) not in before]
-
-    # ------------------------------------------------------------------ raw copies
-
-    def _keep_raw(self, message_ref: int, outcome: Outcome) -> None:
-        assert outcome.raw is not None
-        self._conn.execute(
-            "INSERT INTO raw_messages (message_ref, raw, kept_at) VALUES (?, ?, ?) "
-            "ON CONFLICT (message_ref) DO NOTHING",
-            (message_ref, outcome.raw, iso(utc_now())),
-        )
+    # ------------------------------------------------------------------ reclassifying
 
     @contextlib.contextmanager
     def reclassifying(self, message_ref: int, outcome: Outcome) -> Iterator[Recording]:
@@ -373,8 +206,7 @@ class Store(OutboxTable, Queries):
         transaction, open while the caller adds notifications (like :meth:`recording`). A
         message that is now a verification-code mail loses its raw copy (the code stays
         masked in ``fields``). Raises StoreError."""
-        match, verdict = outcome.match, outcome.verdict
-        fields = stored_fields(outcome, self._store_codes)
+        match = outcome.match
         try:
             with self.transaction():
                 old = self._conn.execute(
@@ -383,33 +215,7 @@ class Store(OutboxTable, Queries):
                 ).fetchone()
                 if old is None:
                     raise StoreError(f"database {self.path} has no message {message_ref}")
-                self._conn.execute(
-                    "UPDATE messages SET kind = ?, platform = ?, account = ?, language = ?, "
-                    "authenticity = ?, auth_reasons = ?, authserv_id = ?, suspicious = ?, "
-                    "counted = ?, rule_id = ?, fields = ? WHERE id = ?",
-                    (
-                        match.kind,
-                        match.platform,
-                        match.account,
-                        match.language,
-                        verdict.result,
-                        json.dumps(list(verdict.reasons), ensure_ascii=False),
-                        verdict.authserv_id,
-                        int(outcome.suspicious),
-                        int(outcome.counted),
-                        match.rule_id,
-                        json.dumps(fields, ensure_ascii=False, sort_keys=True),
-                        message_ref,
-                    ),
-                )
-                if match.kind in CODE_KINDS:
-                    sql = "DELETE FROM raw_messages WHERE message_ref = ?"
-                    self._conn.execute(sql, (message_ref,))
-                else:
-                    self._conn.execute(
-                        "UPDATE raw_messages SET rechecked_at = ? WHERE message_ref = ?",
-                        (iso(utc_now()), message_ref),
-                    )
+                self._reclassify_row(message_ref, outcome)
                 accounts: list[tuple[str, str]] = []
                 if old[2]:
                     accounts.append((old[0], old[1]))

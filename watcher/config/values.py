@@ -1,0 +1,76 @@
+"""The value types every config model shares: durations ("30s", "5m"), loopback hosts,
+files shipped with the package, and the frozen base model (unknown keys refused)."""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+
+APP_NAME = "meta-watcher"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|sec|m|min|h|d)?\s*$", re.IGNORECASE)
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+
+
+# The longest duration any setting takes. A poll every 10**27 s or every NaN s reached the
+# scheduler and crashed `run`; a year is far beyond any sensible interval or age.
+MAX_DURATION_SECONDS = 365 * 86400.0
+
+
+def parse_duration(value: object) -> float:
+    """Return *value* ("90", "30s", "5m", "1h", "2d" or a number) in seconds.
+
+    Raises ValueError for anything else, for a duration that is not positive, and for one
+    that is not finite or longer than MAX_DURATION_SECONDS (365 days).
+    """
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        seconds = float(value)
+    else:
+        match = _DURATION.match(str(value))
+        if not match:
+            raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
+        seconds = float(match.group(1)) * _UNIT_SECONDS[(match.group(2) or "s").lower()]
+    if math.isnan(seconds):
+        raise ValueError(f"{value!r} is not a duration like 30s, 5m or 1h")
+    if seconds <= 0:
+        raise ValueError("a duration must be positive")
+    if seconds > MAX_DURATION_SECONDS:
+        raise ValueError("a duration must be at most 365 days (365d)")
+    return seconds
+
+
+Seconds = Annotated[float, BeforeValidator(parse_duration)]
+
+
+def package_file(name: str) -> Path:
+    """Return the path of a file shipped with the package (``rules.yaml``, ``examples/Maildir``).
+
+    In a wheel the files live inside ``watcher/``; in a source checkout (editable install or
+    tests) they live at the repository's top level.
+    """
+    package = Path(__file__).resolve().parents[1]  # watcher/ (this file is watcher/config/)
+    inside = package / name
+    if inside.exists():
+        return inside
+    return package.parent / name
+
+
+def is_loopback(host: str) -> bool:
+    """Return True when *host* is ``localhost`` or a loopback IP literal (127.0.0.0/8, ::1)."""
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class Frozen(BaseModel):
+    """The base of every config model: immutable, and a key it does not know is an error."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
