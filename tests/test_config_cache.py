@@ -30,15 +30,16 @@ def _config(tmp_path: Path, extra: str = "") -> Path:
 
 
 def _status_modules(config: Path) -> tuple[int, str, set[str]]:
-    """Run `meta-watcher status` as a user would; its exit code, stderr and the top-level
-    packages it imported."""
+    """Run `meta-watcher status` as a user would; its exit code, stderr and the modules it
+    imported (top-level packages and full names)."""
     probe = (
         "import sys, runpy\n"
         "sys.argv = ['meta-watcher', 'status', '--config', sys.argv[1]]\n"
         "try:\n"
         "    runpy.run_module('watcher', run_name='__main__')\n"
         "finally:\n"
-        "    print(' '.join(sorted({m.split('.')[0] for m in sys.modules})), file=sys.stderr)\n"
+        "    names = {m.split('.')[0] for m in sys.modules} | set(sys.modules)\n"
+        "    print(' '.join(sorted(names)), file=sys.stderr)\n"
     )
     env = {k: v for k, v in os.environ.items() if k != "META_WATCHER_CONFIG"}
     done = subprocess.run(
@@ -65,6 +66,23 @@ def test_an_unchanged_config_is_read_without_pydantic(
     assert code == 0
     assert "pydantic" not in second
     assert "yaml" not in second
+
+
+def test_status_reads_the_log_without_the_recording_side(
+    tmp_path: Path, cache_env: dict[str, str]
+) -> None:
+    """status and log open the database through store.queries.Reader: the Store that
+    records mail, and what only recording needs (evidence, dateutil), are not imported."""
+    from watcher.store.store import Store
+
+    config = _config(tmp_path)
+    Store.open(tmp_path / "w.db").close()
+    _status_modules(config)  # remembers the config's facts
+    code, err, modules = _status_modules(config)
+    assert code == 0, err
+    assert "watcher.store.queries" in modules  # the database was read
+    for heavy in ("watcher.store.store", "watcher.pipeline.evidence", "dateutil", "pydantic"):
+        assert heavy not in modules, heavy
 
 
 def test_the_remembered_facts_are_the_validated_ones(

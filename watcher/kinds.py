@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal
 
-from dateutil.relativedelta import relativedelta
-
 
 @dataclass(frozen=True)
 class MailKind:
@@ -95,14 +93,18 @@ WARNING_EVENTS: frozenset[str] = frozenset(
 # last confirmation-code mail before Meta's answer: every code mail means the form was sent
 # (again), and a request whose code expired unused is not the one Meta answers. The reminder
 # (watcher.notify.plan) and the report (watcher.report.objections) both count from it, so the
-# reminder fires when the report turns "overdue".
-ANSWER_WITHIN = relativedelta(months=1)
+# reminder fires when the report turns "overdue". ANSWER_WITHIN_MONTHS calendar months,
+# counted by dateutil's relativedelta (answer_due).
+ANSWER_WITHIN_MONTHS = 1
 
 
 def answer_due(submitted_at: datetime) -> datetime:
     """When Meta's answer to an objection submitted at *submitted_at* is due: one calendar
     month later (31 January -> 28 February), same time of day."""
-    due: datetime = submitted_at + ANSWER_WITHIN
+    # Imported here: status and log import this module for its table, not month arithmetic.
+    from dateutil.relativedelta import relativedelta
+
+    due: datetime = submitted_at + relativedelta(months=ANSWER_WITHIN_MONTHS)
     return due
 
 

@@ -20,11 +20,12 @@ from watcher.cli.configcache import (
     remember,
 )
 from watcher.shown import for_person
-from watcher.store.store import Store
+from watcher.store.queries import Reader
 
 if TYPE_CHECKING:
     from watcher.config import Config
     from watcher.pipeline.rules import RulePack
+    from watcher.store.store import Store
 
 
 def _global_config(ctx: click.Context, _param: click.Parameter, value: Path | None) -> Path | None:
@@ -163,7 +164,19 @@ def open_store(config: Config | StoreConfig, must_exist: bool = False) -> Store 
     """The database of *config*; None when *must_exist* and it does not exist yet."""
     if must_exist and not config.database.exists():
         return None
+    # Imported here: status and log read through open_reader and never need the recording
+    # side of the store (nor what it imports: evidence, status replay, outbox).
+    from watcher.store.store import Store
+
     return Store.open(config.database, store_codes=config.store_codes)
+
+
+def open_reader(config: Config | StoreConfig) -> Reader | None:
+    """The database of *config* opened for reading (status, log); None when it does not
+    exist yet. Raises StoreError."""
+    if not config.database.exists():
+        return None
+    return Reader.open(config.database)
 
 
 def load_pack(config: Config) -> RulePack:

@@ -14,7 +14,7 @@ import click
 from watcher.cli.options import (
     config_option,
     load_store_config,
-    open_store,
+    open_reader,
     print_table,
     setup_logging,
     short,
@@ -22,8 +22,9 @@ from watcher.cli.options import (
 )
 from watcher.kinds import OBJECTION_FORMS, next_step
 from watcher.sources.base import looks_like_junk
+from watcher.store.queries import Reader
 from watcher.store.rows import StatusRow
-from watcher.store.store import COVERED_BY, Store
+from watcher.store.transitions import COVERED_BY
 
 if TYPE_CHECKING:
     # Not imported to run: the config models are pydantic, and these commands start
@@ -39,7 +40,7 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
     """Show where each account's objection stands: one row per (platform, account)."""
     setup_logging(verbose, logging.WARNING)
     config = load_store_config(config_path)
-    store = open_store(config, must_exist=True)
+    store = open_reader(config)
     rows = [] if store is None else store.current_status()
     attention = {} if store is None else store.needs_attention()
     facts = {} if store is None else store.next_step_facts()
@@ -134,7 +135,7 @@ def _account_label(row: StatusRow, listed: tuple[MetaAccount, ...]) -> str:
     return row.account
 
 
-def _spam_folders(store: Store) -> list[str]:
+def _spam_folders(store: Reader) -> list[str]:
     """``account/folder`` of each spam folder (by name, watcher.sources.base.looks_like_junk)
     that holds a recorded genuine Meta privacy mail."""
     rows = store.query(
@@ -169,7 +170,7 @@ def log_command(as_json: bool, config_path: Path | None, verbose: int) -> None:
     """Show every status transition, oldest mail first."""
     setup_logging(verbose, logging.WARNING)
     config = load_store_config(config_path)
-    store = open_store(config, must_exist=True)
+    store = open_reader(config)
     rows = [] if store is None else store.transitions()
     if store is not None:
         store.close()

@@ -148,7 +148,7 @@ def plan_reminders(
                     )
         codes = [m for m in mine if m.kind in SUBMISSION_KINDS]
         if status in waiting and codes:
-            sent_at = codes[-1].mail_at  # the last code: see watcher.kinds.ANSWER_WITHIN
+            sent_at = codes[-1].mail_at  # the last code: see watcher.kinds.answer_due
             out.append(
                 Reminder(
                     f"reminder:answer:{platform}:{account}:{sent_at.isoformat()}",

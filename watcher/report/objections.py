@@ -6,7 +6,7 @@ informs the data subject of the action taken on a request "without undue delay a
 event within one month of receipt of the request" (extendable by two further months only if
 the data subject is told so within the first month). The request's receipt is taken as the
 date of Meta's last confirmation-code mail before the answer (Meta sends one each time the form
-is sent; see watcher.kinds.ANSWER_WITHIN); the answer is the first objection_accepted,
+is sent; see watcher.kinds.answer_due); the answer is the first objection_accepted,
 objection_rejected or info_requested mail after it. Only authentic (counted) mails move the
 timeline; the others are listed and marked.
 """
@@ -112,7 +112,7 @@ def _effective_for(stated: list[tuple[datetime, date]], objected_at: datetime) -
 def objections(mails: Sequence[MailRow], now: datetime) -> list[Objection]:
     """Replay the counted mails (oldest first) into objections: a confirmation-code mail opens
     one, later codes before an answer belong to it and move its date to theirs (the deadline
-    counts from the last one, see watcher.kinds.ANSWER_WITHIN), the next answer closes it.
+    counts from the last one, see watcher.kinds.answer_due), the next answer closes it.
     Each is compared with the effective date of the policy notice before it. Pure."""
     out: list[Objection] = []
     open_code: MailRow | None = None

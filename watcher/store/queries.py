@@ -20,7 +20,7 @@ from watcher.store.rows import (
     kept_from_row,
     mail_from_row,
 )
-from watcher.store.schema import ms, transaction
+from watcher.store.schema import connect, ms, transaction
 
 _KEPT_SQL = (
     "SELECT m.id, m.source, m.identity, m.folder, m.uidvalidity, m.uid, m.subject, m.kind, "
@@ -178,3 +178,29 @@ class Queries:
             row[0]: Heartbeat(row[0], row[1], row[2], datetime.fromisoformat(row[3]), *row[4:])
             for row in rows
         }
+
+
+class Reader(Queries):
+    """The log opened for reading only what :class:`Queries` reads (``status``, ``log``):
+    the same database as :class:`watcher.store.store.Store`, without its recording side, so
+    these commands start without importing it. Use :meth:`open`; close with :meth:`close` or
+    ``with``."""
+
+    def __init__(self, conn: sqlite3.Connection, path: Path) -> None:
+        self._conn = conn
+        self.path = path
+
+    @classmethod
+    def open(cls, path: Path) -> Reader:
+        """Open (and migrate, as Store.open does) the database at *path*. Raises StoreError."""
+        return cls(connect(path), path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._conn.close()
+
+    def __enter__(self) -> Reader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -149,6 +150,31 @@ MIGRATIONS: tuple[str, ...] = (
           AND kind NOT IN ('other', 'unrecognized');
     """,
 )
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating it 0600 if needed) and migrate the database at *path*: WAL journal,
+    foreign keys on, rows as sqlite3.Row, autocommit (transactions are explicit, see
+    :func:`transaction`). Raises StoreError with the path when it cannot be created, opened
+    or migrated."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.exists():
+            # Create it 0600 before SQLite does: the log names the user's accounts.
+            os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+        conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+        try:
+            conn.row_factory = sqlite3.Row
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            migrate(conn, path)
+        except BaseException:
+            conn.close()
+            raise
+    except (OSError, sqlite3.Error) as exc:
+        raise StoreError(f"database {path} cannot be opened: {exc}") from None
+    return conn
 
 
 def migrate(conn: sqlite3.Connection, path: Path) -> None:

@@ -31,8 +31,8 @@ from watcher.store.messages import MessageLog
 from watcher.store.outbox import OutboxTable, insert_outbox
 from watcher.store.queries import Queries
 from watcher.store.rows import OutboxItem
-from watcher.store.schema import iso, migrate, transaction
-from watcher.store.transitions import COVERED_BY, TransitionLog
+from watcher.store.schema import connect, iso, transaction
+from watcher.store.transitions import TransitionLog
 
 if TYPE_CHECKING:
     from watcher.pipeline.process import Outcome
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Imported from here by watcher.cli.status (see watcher.store.transitions).
-__all__ = ["COVERED_BY", "Recording", "Store"]
+__all__ = ["Recording", "Store"]
 
 
 class Recording:
@@ -90,21 +90,7 @@ class Store(OutboxTable, Queries, MessageLog, TransitionLog):
 
         Raises StoreError with the path when it cannot be created, opened or migrated.
         """
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            if not path.exists():
-                # Create it 0600 before SQLite does: the log names the user's accounts.
-                os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
-            conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-            conn.row_factory = sqlite3.Row
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.execute("PRAGMA foreign_keys=ON")
-            store = cls(conn, path, store_codes)
-            migrate(conn, path)
-        except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"database {path} cannot be opened: {exc}") from None
-        return store
+        return cls(connect(path), path, store_codes)
 
     def close(self) -> None:
         """Release the run lock (if held) and close the connection."""
