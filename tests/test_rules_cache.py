@@ -190,3 +190,55 @@ def test_a_cached_pack_compiles_only_what_mail_needs_and_skips_validation(
     dates.month_names.cache_clear()
     assert seen["months"] == from_cldr
     assert from_cldr["pl"]["czerwca"] == 6
+
+
+def test_build_warnings_are_said_again_when_the_pack_is_read_back(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    user = tmp_path / "mine.yaml"
+    user.write_text("disable: [no.such.rule]\n", encoding="utf-8")
+    rules = package_file("rules.yaml")
+    for round_ in ("built", "read back"):
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            load_rules_cached(rules, (user,), tmp_path / "cache")
+        said = [r.getMessage() for r in caplog.records if "no.such.rule" in r.getMessage()]
+        assert len(said) == 1, (round_, said)
+    assert len(_entries(tmp_path / "cache")) == 1
+
+
+def test_a_bad_month_table_changes_nothing_and_is_rebuilt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+
+    monkeypatch.setattr(dates, "_REMEMBERED", {})
+    dates.month_names.cache_clear()
+    rules = package_file("rules.yaml")
+    load_rules_cached(rules, (), tmp_path)
+    (entry,) = _entries(tmp_path)
+    kept = pickle.loads(entry.read_bytes())
+    # The first table is well formed but wrong, the second is not a table of months at all.
+    kept["months"] = {"de": {"zzz": 1}, "el": {"x": 13}}
+    entry.write_bytes(pickle.dumps(kept))
+    entry.chmod(0o600)
+    dates._REMEMBERED.clear()
+    dates.month_names.cache_clear()
+    load_rules_cached(rules, (), tmp_path)
+    assert "zzz" not in dates.month_names("de")
+    rebuilt = pickle.loads(entry.read_bytes())["months"]
+    assert "zzz" not in rebuilt["de"]
+    assert rebuilt["de"]["juni"] == 6
+    dates.month_names.cache_clear()
+
+
+def test_half_written_entries_of_killed_runs_are_removed(tmp_path: Path) -> None:
+    folder = tmp_path / "rules"
+    folder.mkdir(mode=0o700)
+    old, recent = folder / ".pack-old.tmp", folder / ".pack-recent.tmp"
+    old.write_bytes(b"half")
+    recent.write_bytes(b"half")
+    os.utime(old, (1_000_000_000, 1_000_000_000))
+    load_rules_cached(package_file("rules.yaml"), (), tmp_path)
+    assert not old.exists()
+    assert recent.exists()  # may be another process's write in progress

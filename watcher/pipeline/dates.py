@@ -64,10 +64,15 @@ def remember_month_names(tables: Mapping[str, Mapping[str, int]]) -> None:
     """Use *tables* ({language: {folded name: month}}, as :func:`month_names` returns them,
     built earlier with the same babel) instead of reading CLDR again. Raises ValueError for a
     table that is not {str: 1..12}."""
+    checked: dict[str, dict[str, int]] = {}
     for language, table in tables.items():
-        if not all(isinstance(k, str) and v in range(1, 13) for k, v in table.items()):
+        if not isinstance(language, str) or not all(
+            isinstance(k, str) and isinstance(v, int) and 1 <= v <= 12 for k, v in table.items()
+        ):
             raise ValueError(f"month table for {language!r} is not name -> 1..12")
-        _REMEMBERED[language] = dict(table)
+        checked[language] = dict(table)
+    # All or nothing: one bad table leaves every remembered one as it was.
+    _REMEMBERED.update(checked)
     month_names.cache_clear()
     month_of.cache_clear()
 
@@ -95,6 +100,11 @@ def month_names(language: str) -> dict[str, int]:
     """
     if language in _REMEMBERED:
         return _REMEMBERED[language]
+    return cldr_month_names(language)
+
+
+def cldr_month_names(language: str) -> dict[str, int]:
+    """:func:`month_names` read from babel's CLDR data every time (nothing remembered)."""
     from babel import Locale, UnknownLocaleError, localedata
 
     locales: list[Locale] = []

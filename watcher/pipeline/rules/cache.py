@@ -21,6 +21,7 @@ sentence on every run.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -28,17 +29,19 @@ import pickle
 import stat
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from watcher import __version__
-from watcher.pipeline.dates import babel_stamp, month_names, remember_month_names
+from watcher.pipeline.dates import babel_stamp, cldr_month_names, remember_month_names
 from watcher.pipeline.rules.pack import RulePack
 
 log = logging.getLogger(__name__)
 
-_FORMAT = 2  # bump when the pickled shape changes in a way the code fingerprint misses
+_FORMAT = 3  # bump when the pickled shape changes in a way the code fingerprint misses
 _CODE = Path(__file__).resolve().parent  # the rules package: its code shapes the pack
 _KEEP = 8  # entries kept: one per rules version in use, a few more for tests and upgrades
+_STALE_TMP_SECONDS = 600  # a half-written entry older than this was left by a killed run
 
 
 def pack_key(path: Path, user_paths: tuple[Path, ...]) -> str | None:
@@ -80,25 +83,31 @@ def _read(entry: Path) -> RulePack | None:
         with entry.open("rb") as handle:
             # Only this user's private file (checked above): as trusted as the code itself.
             kept = pickle.load(handle)  # noqa: S301
-        pack, months = kept["pack"], kept["months"]
+        pack, months, warnings = kept["pack"], kept["months"], kept["warnings"]
         if not isinstance(pack, RulePack):
             return None
         remember_month_names(months)
+        notes = [(str(name), int(level), str(text)) for name, level, text in warnings]
     except Exception as exc:  # noqa: BLE001 - any broken entry means a rebuild
         log.debug("rule pack cache %s unreadable (%s): rebuilding", entry, type(exc).__name__)
         return None
+    # What the build warned about (an unknown id under disable:, say) is said on every run,
+    # as it was before the pack was cached.
+    for name, level, text in notes:
+        logging.getLogger(name).log(level, "%s", text)
     return pack
 
 
-def _write(folder: Path, entry: Path, pack: RulePack) -> None:
+def _write(folder: Path, entry: Path, pack: RulePack, warnings: list[tuple[str, int, str]]) -> None:
     try:
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_stale_tmp(folder)
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".pack-", suffix=".tmp")
         try:
             languages = {"en", *pack.languages, *pack.date_cues}
-            months = {language: month_names(language) for language in sorted(languages)}
+            months = {language: cldr_month_names(language) for language in sorted(languages)}
             with os.fdopen(fd, "wb") as handle:
-                kept = {"pack": pack, "months": months}
+                kept = {"pack": pack, "months": months, "warnings": warnings}
                 pickle.dump(kept, handle, protocol=pickle.HIGHEST_PROTOCOL)
             os.replace(tmp, entry)  # readers see the old entry or the whole new one
         except BaseException:
@@ -125,13 +134,45 @@ def load_rules_cached(
     entry = folder / f"{key}.pickle"
     pack = _read(entry)
     if pack is None:
-        pack = _build(path, user_paths)
-        _write(folder, entry, pack)
+        warnings: list[tuple[str, int, str]] = []
+        pack = _build(path, user_paths, warnings)
+        _write(folder, entry, pack, warnings)
     return pack
 
 
-def _build(path: Path, user_paths: tuple[Path, ...]) -> RulePack:
+class _Collect(logging.Handler):
+    """Keeps (logger name, level, message) of each warning logged while a pack is built."""
+
+    def __init__(self, into: list[tuple[str, int, str]]) -> None:
+        super().__init__(logging.WARNING)
+        self.into = into
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.into.append((record.name, record.levelno, record.getMessage()))
+
+
+def _build(
+    path: Path, user_paths: tuple[Path, ...], warnings: list[tuple[str, int, str]] | None = None
+) -> RulePack:
     # Imported only for a build: it brings YAML and pydantic, which a cached pack does without.
     from watcher.pipeline.rules.load import load_rules
 
-    return load_rules(path, user_paths)
+    if warnings is None:
+        return load_rules(path, user_paths)
+    rules_log = logging.getLogger("watcher.pipeline.rules")
+    collect = _Collect(warnings)
+    rules_log.addHandler(collect)
+    try:
+        return load_rules(path, user_paths)
+    finally:
+        rules_log.removeHandler(collect)
+
+
+def _remove_stale_tmp(folder: Path) -> None:
+    """Remove half-written entries (``.pack-*.tmp``) a killed run left behind; a recent one
+    may be another process's write in progress and is kept."""
+    now = time.time()
+    for tmp in folder.glob(".pack-*.tmp"):
+        with contextlib.suppress(OSError):
+            if now - tmp.lstat().st_mtime > _STALE_TMP_SECONDS:
+                tmp.unlink()
