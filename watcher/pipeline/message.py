@@ -89,7 +89,9 @@ class Message:
     than once at the top level (canonical spelling, in SINGLETON_HEADERS order): such a mail is
     never authentic. ``dkim_body_lengths`` is (simple, relaxed) length in bytes of the body
     canonicalised as RFC 6376 §3.4.3/§3.4.4 say, for checking a signature's ``l=`` tag; None
-    when no signature has one or the body was not read.
+    when no signature has one or the body was not read. ``notify_types`` lists the
+    notification types of the ``X-Facebook-Notify`` headers, lower-case, in order, without
+    duplicates (``privacy_objection_result`` from ``privacy_objection_result; mailid=...``).
     """
 
     message_id: str | None
@@ -108,6 +110,7 @@ class Message:
     repeated_headers: tuple[str, ...] = ()
     dkim_signatures: tuple[str, ...] = ()
     dkim_body_lengths: tuple[int, int] | None = None
+    notify_types: tuple[str, ...] = ()
 
     @property
     def from_domain(self) -> str:
@@ -300,4 +303,12 @@ def parse(raw: bytes, max_bytes: int | None = None, size: int | None = None) -> 
         repeated_headers=repeated,
         dkim_signatures=signatures,
         dkim_body_lengths=body_lengths,
+        notify_types=_notify_types(headers.all("X-Facebook-Notify", decode=False)),
     )
+
+
+def _notify_types(values: list[str]) -> tuple[str, ...]:
+    """The type before the first ``;`` of each X-Facebook-Notify value (at most 20, each cut
+    to 64 characters: the header is the sender's to write)."""
+    kinds = (v.split(";", 1)[0].strip().lower()[:64] for v in values[:20])
+    return tuple(dict.fromkeys(k for k in kinds if k))

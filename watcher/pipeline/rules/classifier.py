@@ -16,6 +16,7 @@ about something else; otherwise it is ``other`` (:func:`fallback`).
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -41,6 +42,14 @@ DECISIVE_SCORE = 100  # a decisive phrase found: the mail states the decision
 COMBINATION_SCORE = 60  # every `all` group holds (a rule without decisive phrases)
 SUPPORTING_SCORE = 4  # each distinct supporting phrase found
 SUPPORTING_COUNTED = 10  # at most this many count, so 10 x 4 < 100 - 60
+# Meta names the template of every mail it sends in an X-Facebook-Notify header: the privacy
+# mails' types start with this (privacy_policy_update, privacy_objection_confirm,
+# privacy_objection_result, privacy_objection_update, privacy_dsr_reply in tests/corpus);
+# social notifications have others (feed_comment, friend_shared_link, event_invite_off_fb,
+# account_disabled). A notification quotes what other people wrote, so its text may hold any
+# sentence, a decision included: any other type makes a Meta mail "other". Only ever a veto:
+# an added header can make a mail count less, never more.
+PRIVACY_NOTIFY_PREFIX = "privacy_"
 
 
 @dataclass(frozen=True)
@@ -275,6 +284,14 @@ def fallback(search: TextSearch, pack: RulePack) -> Fallback:
     return Fallback(UNRECOGNIZED, topic, None)
 
 
+def code_digits(code: str) -> str | None:
+    """The digits of a *code* as written ("552 288", "552-288", "7 3 1 9 4 6", Arabic-Indic
+    or fullwidth digits) as ASCII digits ("552288"), what Meta's form takes; None when it
+    holds no digit (a user rule's group that caught only separators)."""
+    digits = "".join(str(unicodedata.decimal(ch)) for ch in code if ch.isdecimal())
+    return digits or None
+
+
 def extract(
     rule: Rule,
     text: str,
@@ -283,7 +300,8 @@ def extract(
     sent_on: date | None = None,
     cues: Mapping[str, tuple[re.Pattern[str], ...]] | None = None,
 ) -> dict[str, str | None]:
-    """Run *rule*'s extractors over *text*: ``code`` (digits or None) and ``effective_date``
+    """Run *rule*'s extractors over *text*: ``code`` (ASCII digits without the separators
+    between groups, see :func:`code_digits`, or None) and ``effective_date``
     (ISO date or None). A policy notice always gets ``effective_date``: the rule's own
     extractor when it finds a date, else
     :func:`watcher.pipeline.effective_date.find_effective_date` with the pack's *cues* and the
@@ -296,7 +314,7 @@ def extract(
     for name, pattern in rule.extract.items():
         found = pattern.search(text)
         if name == "code":
-            out["code"] = found.group("code") if found else None
+            out["code"] = code_digits(found.group("code")) if found else None
         else:
             parsed: date | None = (
                 parse_date_phrase(found.group("date"), language) if found else None
@@ -308,12 +326,19 @@ def extract(
     return out
 
 
+def social_notification(msg: Message) -> str | None:
+    """The first X-Facebook-Notify type of *msg* that is not a privacy mail's (see
+    PRIVACY_NOTIFY_PREFIX), or None: such a mail is Meta relaying other people's words."""
+    return next((t for t in msg.notify_types if not t.startswith(PRIVACY_NOTIFY_PREFIX)), None)
+
+
 def classify(msg: Message, pack: RulePack) -> Match:
     """Classify *msg* with *pack*; pure and never raises for any Message.
 
     Only mail that claims to come from Meta can get a privacy kind: a newsletter or a friend
     quoting Meta's words is ``other`` (its platform is the one a quoted sender line names, see
-    :func:`named_platform`). Every rule the language prefilter (:func:`gate_languages`) keeps
+    :func:`named_platform`); so is a Meta social notification (:func:`social_notification`).
+    Every rule the language prefilter (:func:`gate_languages`) keeps
     is evaluated; the fired rule with the best :func:`rank` decides. A Meta mail that fires
     none goes to :func:`fallback`. Authenticity is checked separately.
     """
@@ -329,6 +354,8 @@ def classify(msg: Message, pack: RulePack) -> Match:
         platform = named[0] if named else None
         return Match(OTHER, None, platform, account, best_language(scores), False, {})
     platform = detect_platform(msg, text, pack)
+    if social_notification(msg) is not None:
+        return Match(OTHER, None, platform, account, best_language(scores), True, {})
     gate = gate_languages(scores)
     search = TextSearch(text, links_text(msg))
     best = decide(
