@@ -741,3 +741,21 @@ def test_progress_draws_a_bar_with_counts_rate_and_time_left_on_a_terminal() -> 
     assert "<" in drawn  # elapsed<left
     assert not configure_progress(quiet=True, stream=_Terminal()).folder("x", 1)
     configure_progress()
+
+
+def test_scanning_the_same_mail_again_says_it_is_already_recorded(tmp_path: Path) -> None:
+    """Trial: a second `scan --db` of the same files printed nothing at all."""
+    db = tmp_path / "log.sqlite3"
+    mails = [CORPUS / "de-2024-accepted-instagram.eml", CORPUS / "de-2024-code-facebook.eml"]
+    args = ["scan", "--db", str(db), "--trusted-authserv-id", "mx.home.example"]
+    first = run_cli(*args, *map(str, mails))
+    assert first.exit_code == 0, first.output
+    assert "objection_accepted" in first.output
+    again = run_cli(*args, *map(str, mails))
+    assert again.exit_code == 0, again.output
+    for mail in mails:
+        assert f"{mail.name}: 1 message already in {db}" in again.output
+    as_json = run_cli(*args, "--json", str(mails[0]))
+    assert as_json.exit_code == 0
+    assert as_json.stdout.strip() == ""  # stdout stays JSON lines only; the note is on stderr
+    assert "already in" in as_json.stderr

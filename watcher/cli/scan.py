@@ -15,6 +15,7 @@ from watcher.cli.options import (
     config_option,
     load_pack,
     local_config,
+    plural,
     setup_logging,
     trusted_option,
     verbose_option,
@@ -98,7 +99,17 @@ def scan(
                 show(outcome, label if single or files else f"{label}#{outcome.key.uid}")
 
             if store is not None:
-                ingest(store, pack, settings, messages, RunReport(), on_recorded=shown)
+                report = RunReport()
+                ingest(store, pack, settings, messages, report, on_recorded=shown)
+                if report.duplicates:
+                    # Not shown again: the database has them from an earlier scan or run.
+                    click.echo(
+                        for_person(
+                            f"{label}: {plural(report.duplicates, 'message')} already in "
+                            f"{db} (same Message-ID or content): not recorded again"
+                        ),
+                        err=as_json,
+                    )
             else:
                 for raw in messages:
                     shown(process(raw, pack, settings), [])
