@@ -25,7 +25,7 @@ from watcher.cli.options import (
 from watcher.config import Account, Config, choose_config, oauth2_token_file
 from watcher.errors import ConfigError, WatcherError
 from watcher.sources import imap
-from watcher.sources.imap.authserv import AuthservCount, propose_authserv_ids
+from watcher.sources.imap.authserv import MIN_MAILS, MIN_SHARE, AuthservFinding, probe_authserv
 from watcher.sources.mailfiles import kind_of
 from watcher.sources.oauth2.flows import authorize
 
@@ -107,33 +107,89 @@ def check(config_path: Path | None, verbose: int) -> None:
 
 def authserv_report(
     client: imap.Client, account: Account, folders: list[str]
-) -> list[AuthservCount]:
-    """The top-most Authentication-Results authserv-id of the newest mail in each of
-    *folders* (read-only); [] when the server refuses (it is a hint, not a check)."""
+) -> AuthservFinding | None:
+    """What the top-most Authentication-Results authserv-ids of the newest mail in the
+    non-Junk folders of *folders* say about the account's server (read-only); None when the
+    server refuses (it is a hint, not a check)."""
     failures: tuple[type[BaseException], ...] = (*imap.CONNECTION_ERRORS, WatcherError)
     try:
-        return propose_authserv_ids(client, account, folders)
+        return probe_authserv(client, account, folders)
     except failures as exc:
         log.debug("authserv-id probe of %s failed: %s", account.name, exc)
-        return []
+        return None
+
+
+def no_server_id(finding: AuthservFinding) -> str:
+    """The sentence for an account where no id qualifies (``finding.proposed`` is None): what
+    was seen, why it is not proposed, and what to do. No id is named as one to trust."""
+    where = ", ".join(finding.sampled) or "no folder"
+    if finding.best is None:
+        seen = (
+            f"the {finding.messages} newest mails of {where} carry no Authentication-Results header"
+            if finding.messages
+            else f"there is no mail to read in {where}"
+        )
+        if not finding.sampled and finding.skipped:
+            junk = ", ".join(finding.skipped)
+            seen = f"only Junk folders are watched ({junk}), and they are not read"
+    elif finding.carried_by == finding.messages:  # all agree, but too few to tell
+        seen = (
+            f"only {plural(finding.messages, 'mail')} of {where} could be read, too few to "
+            f"tell (at least {MIN_MAILS} are needed)"
+        )
+    else:
+        seen = (
+            f"{finding.best}, the most common id on the top-most Authentication-Results "
+            f"header, is on only {finding.carried_by} of the {finding.messages} newest mails "
+            f"of {where}; a server adds its header to every mail it delivers (at least "
+            f"{MIN_SHARE:.0%} of at least {MIN_MAILS} mails are needed), so senders may have "
+            "written it: do not trust it on this evidence"
+        )
+    return (
+        f"no authserv-id that your server adds was found: {seen}. Find your server's id as "
+        "README, 'Authenticity' says and set trusted_authserv_ids (a server that adds no "
+        "Authentication-Results header cannot vouch for any mail)"
+    )
 
 
 def _authserv_lines(
     client: imap.Client, account: Account, folders: list[str], config: Config
 ) -> list[str]:
-    """Print what the probe found for *account*; return the ids not trusted yet."""
+    """Print what the probe found for *account*; return the proposed id when it is not
+    trusted yet (at most one: the id on top of nearly every sampled mail)."""
+    finding = authserv_report(client, account, folders)
+    if finding is None:
+        return []
     trusted = {t.lower() for t in config.trusted_authserv_ids}
-    untrusted = []
-    for found in authserv_report(client, account, folders):
+    for found in finding.counts:
         mark = "trusted" if found.authserv_id in trusted else "NOT in trusted_authserv_ids"
+        # Information only: whether an id can be the server's is said below, account-wide.
         click.echo(
-            f"{'ok' if found.authserv_id in trusted else 'hint'}: account {account.name}: "
-            f"{found.folder}: {found.carried_by} of the {found.messages} newest mails carry "
-            f"{found.authserv_id} on their top-most Authentication-Results header ({mark})"
+            f"info: account {account.name}: {found.folder}: {found.carried_by} of the "
+            f"{found.messages} newest mails carry {found.authserv_id} on their top-most "
+            f"Authentication-Results header ({mark})"
         )
-        if found.authserv_id not in trusted:
-            untrusted.append(found.authserv_id)
-    return untrusted
+    if finding.skipped:
+        click.echo(
+            f"info: account {account.name}: not read for the authserv-id: "
+            f"{', '.join(finding.skipped)} (Junk: forged headers gather there)"
+        )
+    proposed = finding.proposed
+    if proposed is None:
+        click.echo(f"note: account {account.name}: {no_server_id(finding)}")
+        return []
+    share = f"{finding.carried_by} of the {finding.messages} newest mails"
+    if proposed in trusted:
+        click.echo(
+            f"ok: account {account.name}: the trusted {proposed} is on the top-most "
+            f"Authentication-Results header of {share}"
+        )
+        return []
+    click.echo(
+        f"hint: account {account.name}: {proposed} is on the top-most Authentication-Results "
+        f"header of {share}: your server's id, NOT in trusted_authserv_ids"
+    )
+    return [proposed]
 
 
 def _readable_by_others(config_file: Path | None, config: Config) -> list[str]:

@@ -1,6 +1,7 @@
 """``init``'s look at the server: its TLS certificate (trusted, else shown by fingerprint and
 offered for pinning) and one read-only test login that proposes the authserv-id stamping the
-account's recent mail for trusted_authserv_ids."""
+account's recent mail for trusted_authserv_ids (only one on top of nearly every mail: a
+server stamps every mail it delivers, a sender only its own)."""
 
 from __future__ import annotations
 
@@ -54,14 +55,15 @@ def check_certificate(host: str, port: int, security: str, config: Path | None) 
 
 
 def try_login(path: Path, name: str, flag: str) -> None:
-    """Log in to the new account once (read-only); propose the authserv-id that stamps its
-    recent mail (watcher.sources.imap.authserv) and add it to trusted_authserv_ids when the
-    user agrees. A failure leaves the config as written and exits with the error's exit
-    code (LoginError and ServerError: unavailable; ConfigError: 78) after one sentence on
-    stderr; *flag* is
-    the ``--config`` option the next command needs, or ""."""
+    """Log in to the new account once (read-only); propose the authserv-id that stamps (nearly)
+    all its recent non-Junk mail (watcher.sources.imap.authserv) and add it to
+    trusted_authserv_ids when the user agrees: by default only when it is on every mail read.
+    When no id qualifies, say so and propose none. A failure leaves the config as written
+    and exits with the error's exit code (LoginError and ServerError: unavailable;
+    ConfigError: 78) after one sentence on stderr; *flag* is the ``--config`` option the
+    next command needs, or ""."""
     # Imported here: init without a login needs no IMAP.
-    from watcher.cli.accounts import authserv_report
+    from watcher.cli.accounts import authserv_report, no_server_id
     from watcher.sources import imap
 
     config = load_config(path)
@@ -81,30 +83,43 @@ def try_login(path: Path, name: str, flag: str) -> None:
         found = authserv_report(client, account, list(account.folders))
     finally:
         imap.logout(client)
-    trusted = {t.lower() for t in config.trusted_authserv_ids}
-    for item in found:
-        share = f"{item.carried_by} of the {item.messages} newest mails in {item.folder}"
-        if item.authserv_id in trusted:
-            click.echo(f"{item.authserv_id} ({share}) is already trusted.")
-            continue
+    if found is None:
         click.echo(
-            f"Your server seems to be {item.authserv_id}: it added the top-most "
-            f"Authentication-Results header to {share}. Trusting it lets meta-watcher verify "
-            "Meta's mail (DKIM/DMARC as that server checked it)."
+            "Could not read the mail's Authentication-Results headers to learn the server's id."
         )
-        try:
-            agreed = click.confirm(f"Add {item.authserv_id} to trusted_authserv_ids?", default=True)
-        except click.Abort:  # no answer on standard input
-            agreed = False
-        if not agreed:
-            click.echo(f"Not added; --trusted-authserv-id {item.authserv_id} adds it later.")
-        else:
-            text, added = yamledit.add_trusted_ids(
-                path.read_text(encoding="utf-8"), [item.authserv_id], f"config file {path}"
-            )
-            write_config(path, text)
-            trusted.add(item.authserv_id)
-            if added:
-                click.echo(f"Added {item.authserv_id} to trusted_authserv_ids.")
-    if not found:
-        click.echo("No mail with an Authentication-Results header to learn the server's id from.")
+        return
+    trusted = {t.lower() for t in config.trusted_authserv_ids}
+    proposed = found.proposed
+    if proposed is None:
+        click.echo(f"Note: {no_server_id(found)}.")
+        return
+    share = f"{found.carried_by} of the {found.messages} newest mails"
+    if proposed in trusted:
+        click.echo(f"{proposed} ({share}) is already trusted.")
+        return
+    if found.unanimous:
+        click.echo(
+            f"Your server seems to be {proposed}: it added the top-most Authentication-Results "
+            f"header to {share}. Trusting it lets meta-watcher verify Meta's mail (DKIM/DMARC "
+            "as that server checked it)."
+        )
+    else:
+        # Not on every mail: a server stamps each mail it delivers, so check before trusting.
+        click.echo(
+            f"{proposed} is on the top-most Authentication-Results header of {share}, not on "
+            "all: your server adds its header to every mail it delivers, so make sure it is "
+            "your server's id (README, 'Authenticity') before you trust it."
+        )
+    try:
+        agreed = click.confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.unanimous)
+    except click.Abort:  # no answer on standard input
+        agreed = False
+    if not agreed:
+        click.echo(f"Not added; --trusted-authserv-id {proposed} adds it later.")
+        return
+    text, added = yamledit.add_trusted_ids(
+        path.read_text(encoding="utf-8"), [proposed], f"config file {path}"
+    )
+    write_config(path, text)
+    if added:
+        click.echo(f"Added {proposed} to trusted_authserv_ids.")

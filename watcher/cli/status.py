@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from watcher.cli.configcache import StoreConfig
 from watcher.cli.options import (
     config_option,
     load_store_config,
@@ -29,7 +30,7 @@ from watcher.store.transitions import COVERED_BY
 if TYPE_CHECKING:
     # Not imported to run: the config models are pydantic, and these commands start
     # without it when the config is unchanged (watcher.cli.configcache).
-    from watcher.config import MetaAccount
+    from watcher.config import Config, MetaAccount
 
 
 @click.command()
@@ -92,6 +93,15 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
         "unverified": "Meta privacy mail(s) not counted because no trusted server vouched for "
         "them: set trusted_authserv_ids, then start a fresh database (README, 'Authenticity')",
     }
+    trusted = _trusted_ids(config, config_path) if attention.get("unverified") else ()
+    if trusted:
+        # Trusted ids are set: these mails lacked their verdict (forged, or not delivered
+        # through that server); trusting another id or starting over would not help.
+        notes["unverified"] = (
+            "Meta privacy mail(s) not counted: they carried no Authentication-Results header "
+            f"from the trusted server(s) {', '.join(trusted)} (forged, or delivered another "
+            "way); see README, 'Authenticity'"
+        )
     for key, count in attention.items():
         if count:
             click.echo(f"note: {count} {notes[key]}")
@@ -105,6 +115,17 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
             f"note: Meta privacy mail was found in Spam ({', '.join(spam)}): look there and "
             "mark it as not spam, so Meta's next mail reaches the inbox"
         )
+
+
+def _trusted_ids(config: Config | StoreConfig, config_path: Path | None) -> tuple[str, ...]:
+    """The config's trusted_authserv_ids. The facts status keeps between runs (*config* a
+    watcher.cli.configcache.StoreConfig) do not hold them: the config is then read in full,
+    only when a note needs them."""
+    if not isinstance(config, StoreConfig):
+        return config.trusted_authserv_ids
+    from watcher.config import load_config  # imported here: pydantic, for this note only
+
+    return load_config(config_path).trusted_authserv_ids
 
 
 def _with_meta_accounts(

@@ -112,6 +112,106 @@ def decode_encoded_words(value: str, defects: list[str], name: str = "header") -
     return "".join(out)
 
 
+# Address fields (RFC 5322 §3.6.2, §3.6.3, §3.6.6; Delivered-To and X-Original-To as servers
+# write them): their encoded-words are decoded by decode_address_words, which keeps a decoded
+# special inside the display name.
+ADDRESS_FIELDS = frozenset(
+    {
+        "from",
+        "sender",
+        "reply-to",
+        "to",
+        "cc",
+        "bcc",
+        "resent-from",
+        "resent-sender",
+        "resent-to",
+        "resent-cc",
+        "resent-bcc",
+        "delivered-to",
+        "x-original-to",
+    }
+)
+# A run of encoded-words with only white space between them: decoded together (RFC 2047 §6.2).
+_WORD = r"=\?[^?\s]+\?[bBqQ]\?[^?\r\n]*\?="  # _ENCODED_WORD without its groups
+_ENCODED_RUN = re.compile(rf"{_WORD}(?:[ \t\r\n]+{_WORD})*")
+# RFC 5322 §3.2.3 specials that end or structure a phrase ("." is allowed in obs-phrase and
+# reads the same quoted or not, so it is left bare).
+_PHRASE_SPECIALS = frozenset('()<>[]:;@\\,"')
+
+
+def _requote(text: str, quoted: bool, comment: bool, angle: bool) -> str:
+    """Decoded *text* written back where its encoded-word stood, so that its specials stay
+    text: in a quoted string with ``\\`` and ``"`` escaped, in a comment with ``\\`` and the
+    parentheses escaped, in a phrase as a quoted string when it has a special (RFC 5322
+    §3.2.4, §3.2.2); inside ``<...>`` as decoded (no encoded-word belongs there, RFC 2047 §5)."""
+    if angle and not (quoted or comment):
+        return text
+    if quoted:
+        return text.replace("\\", "\\\\").replace('"', '\\"')
+    if comment:
+        return re.sub(r"([\\()])", r"\\\1", text)
+    if not any(c in _PHRASE_SPECIALS for c in text):
+        return text
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def decode_address_words(value: str, defects: list[str], name: str = "header") -> str:
+    """Decode the encoded-words of one unfolded address field *value* (From, To, ...) so that
+    the address list still parses as written; never raises.
+
+    An encoded-word hides its specials from the address parser (RFC 2047 §5): decoded in
+    place, ``=?utf-8?b?RmFjZTtib29r?= <x@example.com>`` ("Face;book") would read as a group
+    ending at ";" and lose its address. So the raw value is walked as the parser reads it
+    (quoted strings, comments, ``<...>``) and each run of encoded-words is written back
+    decoded and quoted for where it stands (:func:`_requote`); the rest stays as written.
+    Linear in ``len(value)``; at most MAX_ENCODED_WORDS words are decoded ("<name>: over N
+    encoded-words" appended to *defects*, the rest kept as written).
+    """
+    if "=?" not in value:
+        return value
+    out: list[str] = []
+    budget = MAX_ENCODED_WORDS
+    depth, quoted, angle, escaped = 0, False, False, False
+    start = pos = 0
+    size = len(value)
+    while pos < size:
+        char = value[pos]
+        if escaped:
+            escaped = False
+        elif char == "=" and budget > 0 and value.startswith("=?", pos):
+            run = _ENCODED_RUN.match(value, pos)
+            if run is not None:
+                words = len(_ENCODED_WORD.findall(run.group(0)))
+                if words > budget:
+                    defects.append(
+                        f"{name}: over {MAX_ENCODED_WORDS} encoded-words; the rest not decoded"
+                    )
+                    budget = 0
+                    break
+                budget -= words
+                decoded = decode_encoded_words(run.group(0), defects, name)
+                out.append(value[start:pos])
+                out.append(_requote(decoded, quoted, depth > 0, angle))
+                start = pos = run.end()
+                continue
+        elif char == "\\" and (quoted or depth):
+            escaped = True
+        elif quoted:
+            quoted = char != '"'
+        elif char == "(":
+            depth += 1
+        elif depth:
+            depth -= char == ")"
+        elif char == '"':
+            quoted = True
+        elif char in "<>":
+            angle = char == "<"
+        pos += 1
+    out.append(value[start:])
+    return "".join(out)
+
+
 def _unfold(value: str) -> str:
     """*value* on one line: each line break and the white space around it become one space.
     Line by line: one regex for "white space, line break, white space" backtracks
@@ -154,9 +254,13 @@ class Headers:
             if not decode:
                 values.append(_unfold(raw_text))
                 continue
+            # Address fields keep a decoded special inside the display name (RFC 2047 §5).
+            decode_words = (
+                decode_address_words if wanted in ADDRESS_FIELDS else decode_encoded_words
+            )
             try:
                 # Unfolded again after decoding: an encoded "=0A" is no line break either.
-                values.append(_unfold(decode_encoded_words(raw_text, self._defects, name)))
+                values.append(_unfold(decode_words(raw_text, self._defects, name)))
             except Exception as exc:  # noqa: BLE001 - header decoding must never stop parsing
                 self._defects.append(f"{name}: {type(exc).__name__}")
                 values.append(_unfold(raw_text))
