@@ -1,26 +1,39 @@
 """Everything a person sees (terminal, log, report, notification) passes one function,
 :func:`for_person`: a mail's Subject or sender is written by whoever sent it, and a raw ESC
 can rewrite the terminal (ECMA-48 CSI/OSC, OSC 8 hyperlinks), BEL rings it, CR overwrites a
-line, and the bidi overrides U+202A-202E and isolates U+2066-2069 (Unicode UAX #9) make text
-read in another order than it is stored ("Trojan Source", CVE-2021-42574). Plus the two
-format-specific guards: :func:`csv_cell` (spreadsheet formulas) and :func:`md_code`
-(Markdown links, images and HTML)."""
+line, and the bidi overrides U+202A-202E, isolates U+2066-2069 and marks (LRM, RLM, ALM;
+Unicode UAX #9) make text read in another order than it is stored ("Trojan Source",
+CVE-2021-42574). Plus the two format-specific guards: :func:`csv_cell` (spreadsheet
+formulas) and :func:`md_code` (Markdown links, images and HTML)."""
 
 from __future__ import annotations
 
 import re
 
 # C0 controls but tab and newline (which the callers' layouts use), DEL, the C1 controls
-# (U+0080-U+009F; U+009B is a one-character CSI for many terminals), and the bidi embeddings,
-# overrides and isolates.
-_NOT_FOR_PERSONS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# (U+0080-U+009F; U+009B is a one-character CSI for many terminals), the bidi embeddings,
+# overrides and isolates, and the implicit marks LRM, RLM and ALM (U+200E, U+200F, U+061C):
+# invisible, they too reorder the neutral characters around them (UAX #9 §2.6).
+_NOT_FOR_PERSONS = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+)
+# The line and paragraph separators break a line where the layout has none (a Subject over
+# two lines of a table or log); a space keeps the words apart.
+_LINE_BREAKS = re.compile("[\u2028\u2029]")
 
 
 def for_person(text: str) -> str:
-    """*text* without C0/C1 control characters (tab and newline stay), DEL, and bidi
-    embeddings, overrides and isolates (U+202A-202E, U+2066-2069). Everything else, any
-    script and emoji, stays as it is. Pure; never raises."""
-    return _NOT_FOR_PERSONS.sub("", text)
+    """*text* without C0/C1 control characters (tab and newline stay), DEL, bidi
+    embeddings, overrides and isolates (U+202A-202E, U+2066-2069) and the marks LRM, RLM and
+    ALM (U+200E, U+200F, U+061C); the line and paragraph separators (U+2028, U+2029) become a
+    space. Everything else, any script and emoji, stays as it is. Pure; never raises."""
+    return _LINE_BREAKS.sub(" ", _NOT_FOR_PERSONS.sub("", text))
+
+
+def one_line(text: str) -> str:
+    """*text* as :func:`for_person` shows it, on one line: tabs and newlines become a space
+    (for a ``Label: value`` line whose value a sender wrote, a Subject or a file name)."""
+    return re.sub("[\t\n]", " ", for_person(text))
 
 
 # A spreadsheet (Excel, LibreOffice, Google Sheets) reads a cell starting with one of these as

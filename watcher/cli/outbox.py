@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -26,8 +27,39 @@ from watcher.cli.options import (
     verbose_option,
 )
 from watcher.clock import utc_now
-from watcher.errors import ConfigError
+from watcher.errors import ConfigError, WatcherError
 from watcher.store.rows import OutboxEntry
+
+if TYPE_CHECKING:
+    from watcher.store.store import Store
+
+_IDS_SHOWN = 20  # ids listed in the sentence for an unusable ID before "and N more"
+
+
+class OutboxIdError(WatcherError):
+    """An ID ``outbox retry``/``drop`` cannot act on (unknown, delivered, dropped): bad usage,
+    exit 2 like click's own usage errors (watcher.cli)."""
+
+    exit_code = 2
+
+
+def _unusable(store: Store, outbox_id: int, state: str | None, verb: str) -> OutboxIdError:
+    """The one sentence for *outbox_id* in *state* (None: unknown), naming the ids that
+    *verb* ("retry": pending or dropped; "drop": pending) can act on."""
+    why = {None: "is not in the outbox", "sent": "was delivered already"}.get(
+        state, "was dropped already"
+    )
+    entries = store.outbox_entries()
+    usable = [str(e.id) for e in entries if verb == "retry" or e.state == "pending"]
+    if usable:
+        more = len(usable) - _IDS_SHOWN
+        listed = ", ".join(usable[:_IDS_SHOWN]) + (f" and {more} more" if more > 0 else "")
+        tail = f"the ids to {verb} are {listed}"
+    elif entries:
+        tail = "none of them is waiting to be dropped"  # (retry can act on every entry)
+    else:
+        tail = "the outbox is empty"
+    return OutboxIdError(f"notification {outbox_id} {why}; {tail} (see meta-watcher outbox)")
 
 
 def _state(entry: OutboxEntry) -> str:
@@ -115,9 +147,7 @@ def retry(
         raise ConfigError(f"database {config.database} does not exist: nothing was queued")
     try:
         if outbox_id is not None and store.outbox_state(outbox_id) in (None, "sent"):
-            state = store.outbox_state(outbox_id)
-            why = "was delivered already" if state == "sent" else "is not in the outbox"
-            raise ConfigError(f"notification {outbox_id} {why} (see meta-watcher outbox)")
+            raise _unusable(store, outbox_id, store.outbox_state(outbox_id), "retry")
         if store.retry_notifications(outbox_id) == 0:
             click.echo("Nothing to send: no notification is waiting.")
             return
@@ -165,10 +195,7 @@ def drop(ctx: click.Context, outbox_id: int, config_path: Path | None, verbose: 
     try:
         state = store.outbox_state(outbox_id)
         if state != "pending":
-            why = {None: "is not in the outbox", "sent": "was delivered already"}.get(
-                state, "was dropped already"
-            )
-            raise ConfigError(f"notification {outbox_id} {why} (see meta-watcher outbox)")
+            raise _unusable(store, outbox_id, state, "drop")
         store.notification_dropped(outbox_id, "dropped with meta-watcher outbox drop")
     finally:
         store.close()

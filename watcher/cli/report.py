@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from watcher.cli.options import config_option, load, open_store, setup_logging, verbose_option
+from watcher.config.files import os_reason
 from watcher.errors import ConfigError, WatcherError
 from watcher.report.export import export_eml as export_originals
 from watcher.report.objections import Report, build_report
@@ -76,7 +77,14 @@ def report_command(
         try:
             write_private(output, text)
         except WatcherError as exc:
-            raise ConfigError(f"report file {output} cannot be written ({exc})") from None
+            # write_private's sentence names the path already; the OSError it was raised
+            # from (its context) says why in plain words.
+            cause = exc.__context__
+            if isinstance(cause, OSError):
+                why = f"{output} cannot be written: {os_reason(cause)}"
+            else:
+                why = str(exc)
+            raise ConfigError(f"report file {why}") from None
         click.echo(f"wrote {fmt} report to {output}", err=True)
     if export_eml is None:
         return

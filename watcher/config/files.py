@@ -77,28 +77,44 @@ def _format_loc(loc: Sequence[int | str]) -> str:
     return out or "(top level)"
 
 
-def _refuse_aliases(text: str, path: Path) -> None:
-    """ConfigError when the YAML uses an alias (``*name``): ten nested anchors stand for
-    10**10 values ("billion laughs", YAML 1.2 §3.2.2.2), and a config never needs one.
-    Reads the event stream only, which is linear in the text; yaml.YAMLError when the text is
-    not YAML."""
-    for event in yaml.parse(text, Loader=yaml.SafeLoader):
+def refuse_aliases(
+    text: str,
+    path: Path,
+    *,
+    what: str = "config file",
+    error: type[ConfigError] = ConfigError,
+    loader: type[Any] = yaml.SafeLoader,
+) -> None:
+    """*error* (ConfigError) when the YAML uses an alias (``*name``): ten nested anchors stand
+    for 10**10 values ("billion laughs", YAML 1.2 §3.2.2.2), and neither a config nor a rules
+    file needs one. The sentence starts with *what* and *path* ("config file PATH", "rules
+    file PATH"). Reads the event stream only (with *loader*, a PyYAML loader class), which is
+    linear in the text; yaml.YAMLError when the text is not YAML."""
+    for event in yaml.parse(text, Loader=loader):
         if isinstance(event, yaml.AliasEvent):
             line = event.start_mark.line + 1 if event.start_mark is not None else 0
-            raise ConfigError(
-                f"config file {path} uses a YAML alias (*{event.anchor}) at line {line}; "
+            raise error(
+                f"{what} {path} uses a YAML alias (*{event.anchor}) at line {line}; "
                 "write the value out instead"
             )
 
 
-def _refuse_duplicate_keys(text: str, path: Path) -> None:
-    """ConfigError naming the key and its line when a mapping repeats a key: PyYAML keeps
-    the last value silently, so `poll_interval: 5m` then `poll_interval: 1m` would change a
-    setting without a word (YAML 1.2 §3.2.1.1 requires mapping keys to be unique). Keys
-    compare by their text as written (all config keys are plain scalars). Call after
-    :func:`_refuse_aliases`: without aliases the node tree is as large as the text.
-    yaml.YAMLError when the text is not YAML."""
-    root = yaml.compose(text, Loader=yaml.SafeLoader)
+def refuse_duplicate_keys(
+    text: str,
+    path: Path,
+    *,
+    what: str = "config file",
+    error: type[ConfigError] = ConfigError,
+    loader: type[Any] = yaml.SafeLoader,
+) -> None:
+    """*error* (ConfigError) naming the key and its line when a mapping repeats a key: PyYAML
+    keeps the last value silently, so `poll_interval: 5m` then `poll_interval: 1m` would change
+    a setting (or a second ``decisive:`` replace a rule's first) without a word (YAML 1.2
+    §3.2.1.1 requires mapping keys to be unique). Keys compare by their text as written (all
+    config and rules keys are plain scalars). *what*, *path* and *loader* as for
+    :func:`refuse_aliases`; call after it: without aliases the node tree is as large as the
+    text. yaml.YAMLError when the text is not YAML."""
+    root = yaml.compose(text, Loader=loader)
     stack = [root] if root is not None else []
     while stack:
         node = stack.pop()
@@ -109,8 +125,8 @@ def _refuse_duplicate_keys(text: str, path: Path) -> None:
                     ident = (key.tag, key.value)
                     if ident in seen:
                         line = key.start_mark.line + 1
-                        raise ConfigError(
-                            f"config file {path} repeats the key {key.value!r} at line {line}; "
+                        raise error(
+                            f"{what} {path} repeats the key {key.value!r} at line {line}; "
                             "keep one of them"
                         )
                     seen.add(ident)
@@ -140,8 +156,8 @@ def load_config(cli_path: Path | None = None) -> Config:
     if len(text.encode("utf-8")) > MAX_CONFIG_BYTES:
         raise ConfigError(f"config file {path} is larger than {MAX_CONFIG_BYTES} bytes")
     try:
-        _refuse_aliases(text, path)
-        _refuse_duplicate_keys(text, path)
+        refuse_aliases(text, path)
+        refuse_duplicate_keys(text, path)
         data: Any = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)

@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Annotated
 
 import platformdirs
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from watcher.config.accounts import Account, LocalSource, MetaAccount
 from watcher.config.targets import MqttSettings, NotifyTarget
-from watcher.config.values import APP_NAME, Frozen, Seconds, package_file
+from watcher.config.values import APP_NAME, MIN_POLL_SECONDS, Frozen, Seconds, package_file
 
 
 def _default_database() -> Path:
@@ -55,6 +55,17 @@ class Config(Frozen):
     meta_accounts: tuple[MetaAccount, ...] = ()
     source_path: Path | None = Field(default=None, exclude=True)
     demo: bool = Field(default=False, exclude=True)
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _poll_floor(cls, seconds: float) -> float:
+        # values.MIN_POLL_SECONDS says why; the error reads "poll_interval: ...".
+        if seconds < MIN_POLL_SECONDS:
+            raise ValueError(
+                f"must be at least {MIN_POLL_SECONDS:g}s (every poll asks every server); "
+                "5m is the default"
+            )
+        return seconds
 
     @model_validator(mode="after")
     def _unique_names(self) -> Config:

@@ -21,6 +21,11 @@ _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 # scheduler and crashed `run`; a year is far beyond any sensible interval or age.
 MAX_DURATION_SECONDS = 365 * 86400.0
 
+# The shortest poll_interval: a poll is a round trip to every account's server (and the
+# scheduler skips a poll while the last one runs, warning each time); 0.001 s filled the log
+# with hundreds of warnings a second. Tests poll every 1 s at the fastest.
+MIN_POLL_SECONDS = 1.0
+
 
 def parse_duration(value: object) -> float:
     """Return *value* ("90", "30s", "5m", "1h", "2d" or a number) in seconds.

@@ -15,6 +15,7 @@ from watcher.pipeline.rules import (
     SUPPORTING_SCORE,
     Hit,
 )
+from watcher.shown import for_person, one_line
 
 _PHRASES_SHOWN = 4  # phrases listed for a failed requirement before "and N more"
 
@@ -25,9 +26,11 @@ def render(explanation: Explanation, label: str) -> str:
     terminal, as with ``scan``."""
     e = explanation
     o, msg, match = e.outcome, e.outcome.message, e.outcome.match
-    lines = [f"Mail: {label}"]
+    # The file name, sender and Subject are anybody's text: no control, bidi character or
+    # line break of theirs reaches the terminal (watcher.shown).
+    lines = [f"Mail: {one_line(label)}"]
     sender = f"{msg.from_name} <{msg.from_addr}>" if msg.from_name else msg.from_addr or "(none)"
-    lines += [f"  From:    {sender}", f"  Subject: {msg.subject or '(none)'}"]
+    lines += [f"  From:    {one_line(sender)}", f"  Subject: {one_line(msg.subject) or '(none)'}"]
     if msg.error:
         lines.append(f"  Problem: {msg.error}")
     lines.append(f"  Claims to be Meta: {'yes, ' + e.claim if e.claim else 'no'}")
@@ -69,7 +72,8 @@ def render(explanation: Explanation, label: str) -> str:
     lines.append(f"Authenticity: {o.verdict.result}")
     lines += [f"  - {reason}" for reason in o.verdict.reasons]
     lines.append(f"Counted: {_counted(o)}")
-    return "\n".join(lines)
+    # The rest quotes mail text too (phrases found, the account, a problem): no control.
+    return for_person("\n".join(lines))
 
 
 def _languages(e: Explanation) -> str:

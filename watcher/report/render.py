@@ -270,6 +270,17 @@ def report_json(report: Report) -> dict[str, Any]:
     }
 
 
+def _for_person_json(value: Any) -> Any:
+    # Every string of a JSON-ready value (keys too) through for_person.
+    if isinstance(value, str):
+        return for_person(value)
+    if isinstance(value, dict):
+        return {for_person(str(k)): _for_person_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_for_person_json(v) for v in value]
+    return value
+
+
 def render(report: Report, fmt: str) -> str:
     """Render *report* as ``md``, ``html``, ``csv`` or ``json``; ValueError for another.
     No format carries a control character or bidi override (for_person): a report is read
@@ -281,6 +292,9 @@ def render(report: Report, fmt: str) -> str:
     if fmt == "csv":
         return for_person(render_csv(report))
     if fmt == "json":
-        # JSON writes C0 as \\u escapes already; C1 and bidi characters would stay raw.
-        return for_person(json.dumps(report_json(report), ensure_ascii=False, indent=2)) + "\n"
+        # Each value, not the dump: JSON writes C0 as \\u escapes, which `jq -r` or any
+        # reader turns back into a raw ESC on a terminal.
+        return (
+            json.dumps(_for_person_json(report_json(report)), ensure_ascii=False, indent=2) + "\n"
+        )
     raise ValueError(f"unknown report format {fmt!r}; use one of {', '.join(FORMATS)}")

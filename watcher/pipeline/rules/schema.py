@@ -22,6 +22,7 @@ from pydantic import (
     model_validator,
 )
 
+from watcher.config.files import refuse_aliases, refuse_duplicate_keys
 from watcher.errors import RulesError
 from watcher.kinds import KINDS, Kind
 from watcher.pipeline.rules.pack import EXTRACTORS
@@ -200,7 +201,12 @@ def _rule_error(path: Path, exc: ValidationError, data: Any) -> RulesError:
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)  # noqa: S506
+        text = path.read_text(encoding="utf-8")
+        # The config's own checks: no alias ("billion laughs"), no key given twice (a second
+        # `decisive:` would replace the first without a word).
+        refuse_aliases(text, path, what="rules file", error=RulesError, loader=_YAML_LOADER)
+        refuse_duplicate_keys(text, path, what="rules file", error=RulesError, loader=_YAML_LOADER)
+        data = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506
     except FileNotFoundError:
         raise RulesError(f"rules file {path} does not exist") from None
     except (OSError, UnicodeDecodeError) as exc:
