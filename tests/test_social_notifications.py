@@ -158,3 +158,22 @@ def test_corpus_privacy_mails_with_a_social_notify_type_are_other(
     relayed = _outcome(b"X-Facebook-Notify: feed_comment; mailid=9\r\n" + raw, pack)
     assert relayed.match.kind == "other"
     assert relayed.counted is False
+
+
+def test_rules_test_says_why_a_notification_is_other(tmp_path: Path) -> None:
+    """`rules test` names the notification type that made the mail other."""
+    import subprocess
+    import sys
+
+    mail = tmp_path / "comment.eml"
+    mail.write_bytes(_notification("Max Muster", f'"{QUOTES["de-accepted"]}"', "feed_comment"))
+    done = subprocess.run(
+        [sys.executable, "-m", "watcher", "rules", "test", str(mail)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "Social notification: X-Facebook-Notify says feed_comment" in done.stdout
+    assert "Result: other" in done.stdout

@@ -37,6 +37,7 @@ from watcher.pipeline.rules import (
     platform_of,
     rank,
     rule_gated_out,
+    social_notification,
 )
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ class Explanation:
     ``unrecognized``/``other``); ``candidates`` the other rules tried that found any
     requirement, best first; ``closest`` the best near misses when no rule fired, or the
     rules asked for by id (``asked``). ``fallback`` says why a miss is ``unrecognized`` or
-    ``other`` (the topic phrase, the shared veto).
+    ``other`` (the topic phrase, the shared veto). ``notification`` is the X-Facebook-Notify
+    type that makes a Meta mail a social notification (``other`` whatever its text says).
     """
 
     outcome: Outcome
@@ -95,6 +97,7 @@ class Explanation:
     fallback: Fallback | None
     candidates: tuple[RuleReport, ...] = ()
     asked: bool = False
+    notification: str | None = None
 
     @property
     def topic_phrase(self) -> tuple[str, str] | None:
@@ -153,6 +156,7 @@ def explain(outcome: Outcome, pack: RulePack, rule_ids: tuple[str, ...] = ()) ->
         fallback=why_missed,
         candidates=candidates,
         asked=bool(rule_ids),
+        notification=social_notification(msg) if outcome.match.claims_meta else None,
     )
 
 

@@ -35,6 +35,11 @@ def render(explanation: Explanation, label: str) -> str:
         lines.append(f"  Problem: {msg.error}")
     lines.append(f"  Claims to be Meta: {'yes, ' + e.claim if e.claim else 'no'}")
     lines.append(f"  Languages: {_languages(e)}")
+    if e.notification is not None:
+        lines.append(
+            f"  Social notification: X-Facebook-Notify says {one_line(e.notification)}: Meta "
+            "relaying what someone wrote, never a privacy decision (other, whatever it says)"
+        )
     lines.append("")
     lines += _result(e)
     if e.candidates:
@@ -130,7 +135,7 @@ def _result(e: Explanation) -> list[str]:
         return [
             f"Result: other: a Meta mail that no rule fired on; it names a topic phrase "
             f"({_q(why.topic[0])} found {_found(why.topic[1])}) but {_hit(why.veto)} says it "
-            "is about something else (a ban, a login, ads, a product)."
+            "is about something else (a ban, a login, ads, a product, a social notification)."
         ]
     return [
         "Result: other: a Meta mail that no rule fired on and that names none of the topic "

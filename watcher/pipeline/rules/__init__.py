@@ -57,6 +57,7 @@ from watcher.pipeline.rules.classifier import (
     requirements_hold,
     rule_matches,
     score_of,
+    social_notification,
 )
 from watcher.pipeline.rules.language import (
     GATE_MIN_STOP_WORDS,
@@ -192,4 +193,5 @@ __all__ = [
     "rule_matches",
     "rules_file_problems",
     "score_of",
+    "social_notification",
 ]
