@@ -131,3 +131,77 @@ def test_rules_and_config_share_one_check() -> None:
 
     assert schema.refuse_aliases is files.refuse_aliases
     assert schema.refuse_duplicate_keys is files.refuse_duplicate_keys
+
+
+def _account_config(tmp_path: Path, extra: str, host: str = "imap.example.org") -> Path:
+    secret = tmp_path / "pw"
+    secret.write_text("x\n", encoding="utf-8")
+    secret.chmod(0o600)
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        f"database: {tmp_path / 'w.db'}\n{extra}"
+        f"accounts:\n  - name: home\n    host: '{host}'\n    username: anna\n"
+        f"    password_file: {secret}\n",
+        encoding="utf-8",
+    )
+    path.chmod(0o600)
+    return path
+
+
+@pytest.mark.parametrize("host", ["imap example org", "imaps://imap.example.org", "a/b"])
+def test_a_host_that_is_no_host_name_is_one_sentence(tmp_path: Path, host: str) -> None:
+    done = _mw("check", "--config", str(_account_config(tmp_path, "", host)))
+    assert done.returncode == 78, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "host" in line
+    assert "is not a host name" in line
+
+
+@pytest.mark.parametrize("host", ["imap.example.org", "127.0.0.1", "[::1]", "::1", "mäil.example"])
+def test_host_names_and_addresses_are_accepted(host: str) -> None:
+    from watcher.config.accounts import Account
+
+    assert Account(name="a", host=host, username="u", password_env="PW").host == host
+
+
+@pytest.mark.parametrize("metrics", ["0.0.0.0:99999", "65536", "127.0.0.1:0"])
+def test_a_metrics_port_out_of_range_is_one_sentence(tmp_path: Path, metrics: str) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: {tmp_path / 'w.db'}\nmetrics: '{metrics}'\nlocal:\n"
+        f"  - name: mail\n    path: {tmp_path}\n",
+        encoding="utf-8",
+    )
+    done = _mw("check", "--config", str(config))
+    assert done.returncode == 78, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert "metrics" in line
+    assert "1 to 65535" in line
+
+
+@pytest.mark.parametrize(
+    ("database", "why"),
+    [("/proc/x.db", "cannot be created"), ("{tmp}", "is not a file")],
+)
+def test_check_fails_for_a_database_run_could_not_open(
+    tmp_path: Path, database: str, why: str
+) -> None:
+    config = tmp_path / "config.yaml"
+    db = database.format(tmp=tmp_path)
+    config.write_text(f"database: {db}\nlocal:\n  - name: mail\n    path: {tmp_path}\n")
+    done = _mw("check", "--config", str(config))
+    assert done.returncode == 1, done.stdout + done.stderr
+    fail = [x for x in done.stdout.splitlines() if x.startswith("FAIL: database")]
+    assert len(fail) == 1
+    assert why in fail[0]
+
+
+def test_check_says_ok_for_a_database_it_can_create(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    db = tmp_path / "new" / "deeper" / "w.db"
+    config.write_text(
+        f"database: {db}\nlocal:\n  - name: mail\n    path: {tmp_path}\n", encoding="utf-8"
+    )
+    done = _mw("check", "--config", str(config))
+    assert f"ok: database {db}" in done.stdout, done.stdout + done.stderr
+    assert not db.parent.exists()  # check only looks

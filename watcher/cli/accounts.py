@@ -7,6 +7,7 @@ import logging
 import os
 import stat
 import sys
+import tempfile
 import webbrowser
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from watcher.cli.options import (
     verbose_option,
 )
 from watcher.config import Account, Config, choose_config, oauth2_token_file
+from watcher.config.files import os_reason
 from watcher.errors import ConfigError, WatcherError
 from watcher.sources import imap
 from watcher.sources.imap.authserv import MIN_MAILS, MIN_SHARE, AuthservFinding, probe_authserv
@@ -45,6 +47,12 @@ def check(config_path: Path | None, verbose: int) -> None:
     problems: list[str] = []
     pack = load_pack(config)
     click.echo(f"ok: rules {config.rules_path}: {len(pack.rules)} rules")
+    database_problem = _database_problem(config.database)
+    if database_problem is None:
+        click.echo(f"ok: database {config.database}")
+    else:
+        problems.append(database_problem)
+        click.echo(f"FAIL: {database_problem}")
     if not config.trusted_authserv_ids:
         click.echo(
             "warning: trusted_authserv_ids is empty: no mail can be verified, so no status "
@@ -103,6 +111,30 @@ def check(config_path: Path | None, verbose: int) -> None:
             click.echo(f"FAIL: {exc}")
     if problems:
         sys.exit(1)
+
+
+def _database_problem(database: Path) -> str | None:
+    """Why the database at *database* cannot be opened or created, as one sentence; None when
+    it can (an existing writable file, or a folder this user may create it in). Leaves
+    nothing behind: ``check`` only looks."""
+    if database.exists():
+        if not database.is_file():
+            return f"database {database} is not a file"
+        if not os.access(database, os.R_OK | os.W_OK):
+            return f"database {database} cannot be written by this user"
+        return None
+    folder = database.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent  # run creates the missing folders below the nearest one
+    if not folder.is_dir():
+        return f"database {database} cannot be created: {folder} is not a folder"
+    try:
+        # Permission bits do not tell (root, read-only mounts, /proc): try, leave nothing.
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"database {database} cannot be created in {folder}: {os_reason(exc)}"
+    return None
 
 
 def authserv_report(

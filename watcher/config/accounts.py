@@ -5,11 +5,12 @@ Secrets are resolved where they are used (watcher.sources.credentials)."""
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
-from pydantic import AfterValidator, Field, ValidationInfo, model_validator
+from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
 from watcher.config.values import APP_NAME, Frozen, Seconds, is_loopback
 
@@ -113,7 +114,7 @@ class Account(Frozen):
     """
 
     name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.@+-]+$")
-    host: str = Field(min_length=1)
+    host: str = Field(min_length=1, max_length=253)
     port: int | None = Field(default=None, ge=1, le=65535)
     security: Literal["tls", "starttls", "none"] = "tls"
     ca_file: Path | None = None
@@ -130,6 +131,15 @@ class Account(Frozen):
     junk: bool = True
     timeout: Seconds = 30.0
     idle: bool = True
+
+    @field_validator("host")
+    @classmethod
+    def _host_name(cls, host: str) -> str:
+        # A DNS name (IDN in Unicode allowed), an IPv4 address, or an IPv6 one with or without
+        # brackets: "imap example org" or "imaps://x" are typos to say now, not at connect.
+        if not re.fullmatch(r"[\w.-]+|\[?[0-9A-Fa-f:.]+\]?", host):
+            raise ValueError(f"{host!r} is not a host name (like imap.example.org)")
+        return host
 
     @model_validator(mode="after")
     def _check(self) -> Account:

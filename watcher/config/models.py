@@ -67,6 +67,13 @@ class Config(Frozen):
             )
         return seconds
 
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_port(cls, value: str | None) -> str | None:
+        if value is not None and not 1 <= int(value.rpartition(":")[2]) <= 65535:
+            raise ValueError(f"{value!r}: the port must be 1 to 65535 (like 127.0.0.1:9464)")
+        return value
+
     @model_validator(mode="after")
     def _unique_names(self) -> Config:
         names = [a.name for a in self.accounts] + [s.name for s in self.local]
