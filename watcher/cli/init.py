@@ -14,11 +14,14 @@ from typing import Any
 
 import click
 
+from watcher.cli import fail
 from watcher.cli.init_file import save_account
-from watcher.cli.init_questions import ask, ask_secret, ask_server
+from watcher.cli.init_questions import OAUTH2_README, ask, ask_secret, ask_server, check_address
 from watcher.cli.init_server import check_certificate, try_login
 from watcher.cli.options import config_option, setup_logging
-from watcher.config import choose_config, default_config_path
+from watcher.config import choose_config, default_config_path, yamledit
+from watcher.config.files import os_reason
+from watcher.errors import ConfigError
 from watcher.sources import providers
 
 log = logging.getLogger(__name__)
@@ -69,13 +72,53 @@ def init_command(config_path: Path | None, force: bool, login: bool | None, **op
     """Add a mailbox to the config (creating it, mode 0600) from the provider's preset.
 
     Asks for what the flags do not give. Never writes a password: the config says where the
-    password or token comes from.
+    password or token comes from. Ctrl-C says what was written and exits 130.
     """
     setup_logging(0, logging.WARNING)
-    address = opts["address"] or ask("E-mail address to watch", "--address")
-    address = str(address).strip()
-    if "@" not in address or address.startswith("@") or address.endswith("@"):
-        raise click.UsageError(f"{address!r} is not an e-mail address")
+    wrote: list[str] = []  # what is on disk so far, for the sentence after Ctrl-C
+    try:
+        _init(config_path, force, login, opts, wrote)
+    except KeyboardInterrupt:
+        fail(f"init interrupted: {'; '.join(wrote) or 'nothing was written'}", 130)
+
+
+def _address(given: str | None) -> str:
+    if given is None:
+        return str(ask("E-mail address to watch", "--address", value_proc=check_address))
+    try:
+        return check_address(given)
+    except click.BadParameter as exc:
+        raise click.UsageError(exc.message) from None
+
+
+def _refuse_taken_name(path: Path, name: str) -> None:
+    """Refuse *name* when an account or local source of the config at *path* has it: before
+    any question, and in words that do not make the file look broken."""
+    if not path.exists():
+        return
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read: {os_reason(exc)}") from None
+    if name in yamledit.names(text, f"config file {path}"):
+        raise click.UsageError(
+            f"an account named {name} is already in {path}; choose another with --name"
+        )
+
+
+def _init(
+    config_path: Path | None,
+    force: bool,
+    login: bool | None,
+    opts: dict[str, Any],
+    wrote: list[str],
+) -> None:
+    address = _address(opts["address"])
+    choice = choose_config(config_path)
+    path = choice.path or default_config_path()
+    name = opts["name"] or address
+    if not force:
+        _refuse_taken_name(path, name)
     preset = providers.for_address(address)
     domain = providers.domain_of(address)
     if preset is not None:
@@ -86,18 +129,25 @@ def init_command(config_path: Path | None, force: bool, login: bool | None, **op
             f"meta-watcher has no preset for {domain}: enter your provider's or your own "
             "server's IMAP settings."
         )
-    host, security, port, username, own = ask_server(opts, preset, address)
-    ca_file = str(opts["ca_file"].expanduser().resolve()) if opts["ca_file"] else None
-    if own and ca_file is None and security != "none":
-        ca_file = check_certificate(host, port, security, choose_config(config_path).path)
-
     given = [f for f in SECRET_FLAGS if opts.get(f)]
     if len(given) > 1:
         flags = ", ".join("--" + f.replace("_", "-") for f in given)
         raise click.UsageError(f"give only one of {flags}")
+    passwords = [f for f in given if f.startswith("password")]
+    if preset is not None and preset.login == "oauth2" and passwords and not opts["host"]:
+        # The preset's server takes no password at all: the config could never log in.
+        raise click.UsageError(
+            f"{preset.name} accepts no password for IMAP: give --oauth2-client-id with your "
+            f"own client id instead of --{passwords[0].replace('_', '-')} ({OAUTH2_README})"
+        )
+    host, security, port, username, own = ask_server(opts, preset, address)
+    ca_file = str(opts["ca_file"].expanduser().resolve()) if opts["ca_file"] else None
+    if own and ca_file is None and security != "none":
+        ca_file = check_certificate(host, port, security, choice.path, wrote)
+
     values: dict[str, Any] = {
         "address": address,
-        "name": opts["name"] or address,
+        "name": name,
         "host": host,
         "port": port,
         "security": security,
@@ -118,8 +168,6 @@ def init_command(config_path: Path | None, force: bool, login: bool | None, **op
             "(for another provider write an oauth2 block with provider: custom, see README)"
         )
 
-    choice = choose_config(config_path)
-    path = choice.path or default_config_path()
     comment = f"{preset.name}: {preset.setup}." if preset else f"{domain}: own settings."
     trusted = list(
         dict.fromkeys(
@@ -127,15 +175,23 @@ def init_command(config_path: Path | None, force: bool, login: bool | None, **op
         )
     )
     save_account(path, values, comment, trusted, force)
+    wrote.append(f"{path} was written with account {name}")
     needs_setup = values.get("oauth2_client_id") or values.get("password_keyring")
     # The next steps name the file unless it is the one every command finds by itself.
     flag = _config_flag(path)
     if (sys.stdin.isatty() if login is None else login) and not needs_setup:
-        try_login(path, values["name"], flag)
+        try_login(path, name, flag)
+    # Said last: the test login may just have set an id.
+    where = f"config file {path}"
+    if not yamledit.trusted_ids(path.read_text(encoding="utf-8"), where):
+        click.echo(
+            f"Set trusted_authserv_ids in {path} to your provider's authserv-id, or no mail "
+            "can be verified (see the comment there)."
+        )
     click.echo("Next:")
     step = 1
     if values.get("oauth2_client_id"):
-        click.echo(f"  {step}. meta-watcher{flag} auth {values['name']}   (sign in once)")
+        click.echo(f"  {step}. meta-watcher{flag} auth {name}   (sign in once)")
         step += 1
     if values.get("password_keyring"):
         click.echo(f"  {step}. keyring set {values['password_keyring']} {values['username']}")

@@ -157,8 +157,3 @@ def save_account(
         )
         write_config(path, header + block)
         click.echo(f"Wrote {path} (readable only by you) with account {values['name']}.")
-        if not trusted:
-            click.echo(
-                "Set trusted_authserv_ids in it to your provider's authserv-id, or no mail can "
-                "be verified (see the comment there)."
-            )

@@ -1,9 +1,17 @@
 """``init``'s questions: what the flags and the provider preset do not give (server,
 security, port, user name, where the secret comes from) is asked on the terminal; without an
-answer on standard input the error names the flag that gives it instead."""
+answer on standard input the error names the flag that gives it instead.
+
+Each question reads one line. At a terminal a wrong or empty answer is asked again; from a
+pipe or file (no one to ask again) it is an error naming the flag, after the question was
+shown once. Ctrl-C is not "no answer": KeyboardInterrupt goes up to the command, which says
+what was written."""
 
 from __future__ import annotations
 
+import email.utils
+import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +19,117 @@ import click
 
 from watcher.sources.providers import Provider
 
+# The README section a user registers an OAuth2 client with.
+OAUTH2_README = "README: 'OAuth2: Gmail and Outlook.com'"
 
-def ask(text: str, flag: str, **kwargs: Any) -> Any:
-    """Prompt for a value; without an answer on stdin, say which flag gives it instead."""
+
+def _at_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _read(prompt: str) -> str | None:
+    """One line typed after *prompt* (stripped), None at the end of standard input."""
+    click.echo(prompt, nl=False)
     try:
-        return click.prompt(text, **kwargs)
-    except click.Abort:
-        raise click.UsageError(f"{flag} is needed (no answer on standard input)") from None
+        # click's hook for reading a line: input(), or the test runner's stand-in.
+        line = click.termui.visible_prompt_func("")
+    except EOFError:
+        click.echo()  # end the question's line before the error
+        return None
+    except KeyboardInterrupt:
+        click.echo()
+        raise
+    return line.strip()
+
+
+def ask(
+    text: str,
+    flag: str,
+    *,
+    default: Any = None,
+    type: Any = None,  # a click type or a Python type, as for click.prompt
+    value_proc: Callable[[str], Any] | None = None,
+    see: str = "",
+) -> Any:
+    """Ask *text* and return the answer converted by *value_proc* or *type* (a click type,
+    as for click.prompt); an empty answer is *default* when there is one.
+
+    Raises click.UsageError naming *flag* (the flag that gives the value instead) when standard
+    input ends, or when the answer is empty or wrong and standard input is not a terminal (at a
+    terminal the question is asked again, after one line saying what was wrong); *see* (a
+    README section) ends that error. KeyboardInterrupt (Ctrl-C) propagates."""
+    convert = value_proc or click.types.convert_type(type, default)
+    choices = ""
+    if isinstance(type, click.Choice):
+        choices = f" ({', '.join(map(str, type.choices))})"
+    shown = f" [{default}]" if default not in (None, "") else ""
+    prompt = f"{text}{choices}{shown}: "
+    needed = f"{flag} is needed (no answer on standard input{'; ' + see if see else ''})"
+    while True:
+        answer = _read(prompt)
+        if answer is None:
+            raise click.UsageError(needed)
+        if not answer:
+            if default is not None:
+                answer = str(default)
+            elif _at_terminal():
+                continue
+            else:
+                click.echo()  # a piped answer is not echoed: end the question's line
+                raise click.UsageError(needed)
+        try:
+            return convert(answer)
+        except click.BadParameter as exc:
+            if not _at_terminal():
+                click.echo()
+                raise click.UsageError(
+                    f"{exc.message.rstrip('.')}; or give {flag}{' (' + see + ')' if see else ''}"
+                ) from None
+            click.echo(f"Error: {exc.message}", err=True)
+
+
+def confirm(text: str, default: bool) -> bool | None:
+    """Ask a yes/no question; None when standard input ends without an answer. At a terminal
+    anything but y/yes/n/no (or Enter: *default*) is asked again; from a pipe it is a
+    click.UsageError. KeyboardInterrupt (Ctrl-C) propagates."""
+    prompt = f"{text} {'[Y/n]' if default else '[y/N]'}: "
+    while True:
+        answer = _read(prompt)
+        if answer is None:
+            return None
+        word = answer.lower()
+        if not word:
+            return default
+        if word in ("y", "yes"):
+            return True
+        if word in ("n", "no"):
+            return False
+        if not _at_terminal():
+            raise click.UsageError(f"{answer!r} is not y or n (the answer to {text!r})")
+        click.echo("Error: answer y or n", err=True)
+
+
+def check_address(text: str) -> str:
+    """*text* (stripped) when it is one e-mail address: one @, a non-empty local part and a
+    domain of dot-separated non-empty labels (or ``localhost``), nothing RFC 5322 would read
+    as a display name or a second address. Raises click.BadParameter in one sentence."""
+    address = str(text).strip()
+    local, at, domain = address.rpartition("@")
+    labels = domain.split(".")
+    ok = (
+        at == "@"
+        and local
+        and "@" not in local
+        and not any(c.isspace() or ord(c) < 32 or c in '<>()[],;:"\\' for c in address)
+        and (domain.lower() == "localhost" or (len(labels) > 1 and all(labels)))
+        and email.utils.parseaddr(address)[1] == address
+    )
+    if not ok:
+        raise click.BadParameter(
+            f"{address!r} is not an e-mail address: it needs one @ with a name before it and "
+            "a domain like example.org after it"
+        )
+    return address
 
 
 def ask_server(
@@ -58,17 +170,27 @@ def ask_server(
 def ask_secret(values: dict[str, Any], preset: Provider | None) -> None:
     """Ask where the password (or OAuth2 client id) comes from and put it into *values*."""
     if preset is not None and preset.login == "oauth2":
-        click.echo(f"{preset.name} needs OAuth2: register a client id (README: OAuth2).")
-        values["oauth2_client_id"] = ask("OAuth2 client id", "--oauth2-client-id")
+        click.echo(
+            f"{preset.name} needs OAuth2: register a client id ({OAUTH2_README}) and give it "
+            "here or with --oauth2-client-id."
+        )
+        values["oauth2_client_id"] = ask(
+            "OAuth2 client id", "--oauth2-client-id", see=OAUTH2_README
+        )
         return
     choices = ["command", "file", "env", "keyring"]
+    flags = "--password-command (or --password-file, --password-env, --password-keyring)"
+    see = ""
     if preset is not None and preset.oauth2:
         choices.append("oauth2")
+        flags = flags[:-1] + "; for OAuth2 --oauth2-client-id)"
+        see = OAUTH2_README
     how = ask(
         "Where does the password come from",
-        "--password-command (or --password-file, --password-env, --password-keyring)",
+        flags,
         type=click.Choice(choices),
         default="command",
+        see=see,
     )
     if how == "command":
         values["password_command"] = ask(
@@ -84,4 +206,6 @@ def ask_secret(values: dict[str, Any], preset: Provider | None) -> None:
             "Keyring service name", "--password-keyring", default="meta-watcher"
         )
     else:
-        values["oauth2_client_id"] = ask("OAuth2 client id", "--oauth2-client-id")
+        values["oauth2_client_id"] = ask(
+            "OAuth2 client id", "--oauth2-client-id", see=OAUTH2_README
+        )

@@ -11,15 +11,18 @@ import click
 
 from watcher.cli import fail
 from watcher.cli.init_file import write_config
-from watcher.cli.init_questions import ask
+from watcher.cli.init_questions import ask, confirm
 from watcher.config import default_config_path, load_config, yamledit
 from watcher.errors import WatcherError
 
 
-def check_certificate(host: str, port: int, security: str, config: Path | None) -> str | None:
+def check_certificate(
+    host: str, port: int, security: str, config: Path | None, wrote: list[str] | None = None
+) -> str | None:
     """Look at *host*'s TLS certificate; when the system does not trust it, show its SHA-256
-    fingerprint and offer to pin it (its PEM written next to the config, used as ca_file) or
-    to name a CA file. Returns the ca_file to write, or None."""
+    fingerprint and offer to pin it (its PEM written next to the config, used as ca_file; "PATH
+    was written" appended to *wrote*) or to name a CA file. Returns the ca_file to write, or None.
+    Raises click.UsageError naming --ca-file when standard input ends before the answer."""
     from watcher.sources.imap import certs  # imported here: only this path needs it
 
     try:
@@ -41,13 +44,14 @@ def check_certificate(host: str, port: int, security: str, config: Path | None) 
     )
     folder = (config or default_config_path()).parent
     pinned = folder / f"{host.replace(':', '_')}.pem"
-    try:
-        agreed = click.confirm(f"Pin this certificate (write it to {pinned})?", default=False)
-    except click.Abort:  # no answer on standard input
-        agreed = False
+    agreed = confirm(f"Pin this certificate (write it to {pinned})?", default=False)
+    if agreed is None:  # standard input ended: the CA file question would get no answer either
+        raise click.UsageError("--ca-file is needed (no answer on standard input)")
     if agreed:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         certs.pin(cert, pinned)
+        if wrote is not None:
+            wrote.append(f"{pinned} was written")
         click.echo(f"Wrote {pinned}: ca_file points to it.")
         return str(pinned.resolve())
     answer = ask("CA file that signed it (empty: none)", "--ca-file", default="")
@@ -110,10 +114,8 @@ def try_login(path: Path, name: str, flag: str) -> None:
             "all: your server adds its header to every mail it delivers, so make sure it is "
             "your server's id (README, 'Authenticity') before you trust it."
         )
-    try:
-        agreed = click.confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.unanimous)
-    except click.Abort:  # no answer on standard input
-        agreed = False
+    # No answer on standard input (None) adds nothing: trust is given, never assumed.
+    agreed = confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.unanimous)
     if not agreed:
         click.echo(f"Not added; --trusted-authserv-id {proposed} adds it later.")
         return

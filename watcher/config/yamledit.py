@@ -88,3 +88,24 @@ def add_trusted_ids(text: str, ids: list[str], where: str) -> tuple[str, list[st
     seq = _block_list(doc, "trusted_authserv_ids", where)
     seq.extend(new)
     return _dump(doc), new
+
+
+def names(text: str, where: str) -> list[str]:
+    """The ``name`` of every ``accounts:`` and ``local:`` entry in config *text*, as written
+    (the config requires them unique across both lists). Entries without a name, and lists
+    that are not lists, are skipped: loading the config reports those. Raises
+    :class:`ConfigError` (naming *where*) when *text* is not a YAML mapping."""
+    doc = _load(text, where)
+    found: list[str] = []
+    for key in ("accounts", "local"):
+        seq = doc.get(key)
+        if isinstance(seq, list):
+            found += [str(e["name"]) for e in seq if isinstance(e, dict) and "name" in e]
+    return found
+
+
+def trusted_ids(text: str, where: str) -> list[str]:
+    """The ``trusted_authserv_ids`` of config *text* (empty when missing or not a list).
+    Raises :class:`ConfigError` (naming *where*) when *text* is not a YAML mapping."""
+    seq = _load(text, where).get("trusted_authserv_ids")
+    return [str(v) for v in seq] if isinstance(seq, list) else []

@@ -54,8 +54,9 @@ PROVIDERS: tuple[Provider, ...] = (
         login="app_password",
         oauth2="google",
         setup=(
-            "Gmail accepts OAuth2 (run `meta-watcher auth` with your own Google client id) or an "
-            "app password (needs 2-Step Verification), never your Google password"
+            "Gmail accepts OAuth2 (init --oauth2-client-id with your own Google client id, then "
+            "`meta-watcher auth`; README: 'OAuth2: Gmail and Outlook.com') or an app password "
+            "(needs 2-Step Verification), never your Google password"
         ),
         rejected=(
             "Gmail accepts only an app password (myaccount.google.com/apppasswords, needs "
@@ -92,7 +93,7 @@ PROVIDERS: tuple[Provider, ...] = (
         oauth2="microsoft",
         setup=(
             "Outlook.com has refused passwords for IMAP since 16 September 2024: register your "
-            "own client id and run `meta-watcher auth`"
+            "own client id, give it with --oauth2-client-id and run `meta-watcher auth`"
         ),
         rejected=(
             "Outlook.com has refused passwords for IMAP since 16 September 2024: configure "
