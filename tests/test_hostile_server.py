@@ -74,9 +74,10 @@ def test_literal_larger_than_announced_is_refused_with_bounded_memory(tmp_path: 
         )
         assert peak < RSS_BOUND
         assert seconds < 60
-        assert code != 0
+        # The message is recorded with the error (see the next test) and the run goes on.
+        assert code == 0, err
         assert "literal of 1610612736 bytes" in err
-        assert _cursor(tmp_path) is None  # not moved past the message
+        assert _cursor(tmp_path) == 1
 
 
 def test_endless_untagged_flood_is_cut_off(tmp_path: Path) -> None:
@@ -133,3 +134,61 @@ def test_bare_bad_to_idle_backs_off_instead_of_reconnecting_every_second(tmp_pat
         print(f"bare BAD to IDLE: {made} connections in 15 s (backoff 1, 2, 4, 8 s)")
         # Two connections per attempt (IDLE worker and its catch-up poll); backoff 1+2+4+8 s.
         assert made <= 10
+
+
+def _messages(tmp_path: Path) -> list[tuple[int, str | None, str | None]]:
+    """(uid, kind, error) of every recorded message, by UID."""
+    with sqlite3.connect(tmp_path / "log.sqlite3") as db:
+        rows = db.execute("SELECT uid, kind, error FROM messages ORDER BY uid").fetchall()
+    return [(int(uid), kind, error) for uid, kind, error in rows]
+
+
+def _body_fetches(server: HostileIMAP, uid: int) -> int:
+    """How many FETCH commands asked for the whole body of *uid* (alone or in a set)."""
+    count = 0
+    for command in server.commands:
+        if "FETCH" not in command or "BODY.PEEK[]" not in command:
+            continue
+        uids = command.split()[2]
+        for part in uids.split(","):
+            low, _sep, high = part.partition(":")
+            if int(low) <= uid <= int(high or low):
+                count += 1
+    return count
+
+
+def test_oversized_literal_is_recorded_with_an_error_and_the_run_goes_on(tmp_path: Path) -> None:
+    codes = ["271828", "314159", "161803", "141421", "173205"]
+    with HostileIMAP([code_mail(c) for c in codes], max_lifetime=170) as server:
+        server.huge_literal(3, size=3 * GiB // 2, announced=1000)
+        config = _config(tmp_path, server)
+        code, err, seconds, peak = run_once(config, limit=120)
+        print(
+            f"1.5 GB literal on UID 3 of 5: exit {code}, {seconds:.1f} s, peak RSS "
+            f"{peak / MiB:.0f} MiB, {server.connections} connections, "
+            f"server sent {sum(s.sent for s in server.streams) / MiB:.0f} MiB"
+        )
+        assert peak < RSS_BOUND
+        assert seconds < 60
+        assert code == 0, err
+        recorded = _messages(tmp_path)
+        assert [uid for uid, _kind, _error in recorded] == [1, 2, 3, 4, 5], recorded
+        good = [(uid, kind) for uid, kind, error in recorded if error is None]
+        assert all(kind == "verification_code" for _uid, kind in good), recorded
+        assert [uid for uid, _kind in good] == [1, 2, 4, 5], recorded
+        bad = [error for uid, _kind, error in recorded if uid == 3]
+        assert bad[0] is not None
+        # Bounded by what RFC822.SIZE announced (1000 bytes + 64 KiB slack), not 64 MiB.
+        assert "literal of 1610612736 bytes, over the limit of 66536 bytes" in bad[0]
+        with sqlite3.connect(tmp_path / "log.sqlite3") as db:
+            (sender,) = db.execute("SELECT sender FROM messages WHERE uid = 3").fetchone()
+        assert "facebookmail.com" in sender  # its header was fetched on its own
+        assert err.count("UID 3: the server announced a literal of 1610612736 bytes") == 1, err
+        assert err.count("recorded with this error") == 1, err
+        assert _cursor(tmp_path) == 5
+        fetched_before = _body_fetches(server, 3)
+
+        code, err, _seconds, _peak = run_once(config, limit=60)
+        assert code == 0, err
+        assert _body_fetches(server, 3) == fetched_before  # not fetched again
+        assert len(_messages(tmp_path)) == 5  # recorded once

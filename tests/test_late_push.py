@@ -60,3 +60,42 @@ def test_late_push_shortens_idle_renewal_and_says_so_once(tmp_path: Path, mode: 
             assert before >= SILENCE * 0.6
             assert max(after) < LATE_RENEW + 2.0
             assert daemon.log().count(SAID) == 1
+
+
+POLL = 6.0  # the safety poll in the next test: before the switch, what finds the mail
+SAID_POLL = "only to a poll on another connection, not during IDLE; renewing IDLE every 1.5s"
+
+
+@pytest.mark.parametrize("mode", ["on_done", "periodic"])
+def test_mail_only_the_safety_poll_finds_shortens_idle_renewal(tmp_path: Path, mode: str) -> None:
+    # IDLE stays silent (on_done: Mailutils; periodic every 60 s: Courier) and no NOOP probe
+    # runs (idle_silence 5m), so only the daemon's safety poll finds the mail.
+    with HostileIMAP(idle=mode, idle_interval=60.0, max_lifetime=110) as server:  # type: ignore[arg-type]
+        config = write_config(
+            tmp_path,
+            server,
+            server.user,
+            server.password,
+            [],
+            account={"security": "none", "host": "127.0.0.1", "ca_file": None},
+            poll_interval=f"{POLL}s",
+            idle_silence="5m",
+            idle_renew="10m",
+            idle_renew_late=f"{LATE_RENEW}s",
+        )
+        with DaemonProcess(config, tmp_path / "daemon.log", "-v") as daemon:
+            assert daemon.wait_log("idling (renewed every 600s)", timeout=30), daemon.log()
+            time.sleep(POLL)  # past the safety poll that runs at start
+            before = _latency(daemon, server, "271828", 1)
+            assert daemon.wait_log(SAID_POLL, timeout=10), daemon.log()
+            after = [
+                _latency(daemon, server, code, n)
+                for n, code in ((2, "314159"), (3, "161803"), (4, "141421"))
+            ]
+            print(
+                f"{mode}, IDLE silent: first mail noticed after {before:.1f} s (safety poll "
+                f"every {POLL:g} s), then after {', '.join(f'{s:.1f}' for s in after)} s "
+                f"(IDLE renewed every {LATE_RENEW} s)"
+            )
+            assert max(after) < LATE_RENEW + 2.0
+            assert daemon.log().count("not during IDLE; renewing IDLE every") == 1

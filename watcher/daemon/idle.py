@@ -38,6 +38,10 @@ RECONNECT_INITIAL_SECONDS = 1.0
 IDLE_WAIT_MAX_SECONDS = 60.0
 # Logging out on the way down may take this long per connection.
 SHUTDOWN_SOCKET_SECONDS = 1.5
+# Mail a safety poll found counts as unannounced by IDLE only when IDLE said nothing from
+# this long before that poll started until this long after it ended: a prompt server's EXISTS
+# for mail that arrived just before the poll may cross it on the wire.
+UNANNOUNCED_GRACE_SECONDS = 2.0
 
 
 class Stopping(Exception):
@@ -119,6 +123,13 @@ class FolderWorker(threading.Thread):
         # How often IDLE is re-issued; shortened once the server is seen to push late.
         self.renew = daemon.config.idle_renew
         self._backoff: Backoff | None = None
+        # boot_clock() times: since when this session has been in IDLE after its catch-up
+        # poll (None between sessions), when IDLE (or DONE, NOOP) last announced new mail,
+        # and the (start, end) of a safety poll that found mail here, to be judged.
+        self._idling_since: float | None = None
+        self._announced_at = float("-inf")
+        self._found_by_poll: tuple[float, float] | None = None
+        self._found_lock = threading.Lock()
 
     def beat(self, store: Store, state: str, detail: str | None = None) -> None:
         """Write this worker's heartbeat (errors logged, never raised)."""
@@ -215,15 +226,18 @@ class FolderWorker(threading.Thread):
             # here: a server that answers IDLE with a bare BAD would otherwise be reconnected
             # to (and polled) about once a second forever.
             self._backoff = backoff
+            self._idling_since = boot_clock()
             self.beat(store, "ok", "idling")
             log.info("%s: idling (renewed every %ds)", self.where, round(self.renew))
             while not self.d.stop.is_set():
                 probe = self._idle_round(client, store)
                 if probe and not self.d.stop.is_set() and imap.noop(client):
+                    self._announced(boot_clock())
                     self.pushed_late("in its answer to NOOP")
                     self.d.poll(store, account, [self.folder])
             return "stopped"
         finally:
+            self._idling_since = None
             if self.d.stop.is_set():
                 with contextlib.suppress(OSError):
                     imap.set_timeout(client, SHUTDOWN_SOCKET_SECONDS)
@@ -237,6 +251,7 @@ class FolderWorker(threading.Thread):
         if self._backoff is not None:
             self._backoff.reset()  # the session works: IDLE was accepted
         if pending:
+            self._announced(boot_clock())
             self.d.poll(store, self.account, [self.folder])
         started = last_heard = last_beat = boot_clock()
         probe = False
@@ -255,7 +270,10 @@ class FolderWorker(threading.Thread):
             if news.heard:
                 last_heard = now
             if news.new_mail:
+                self._announced(now)
                 self.d.poll(store, self.account, [self.folder])
+            else:
+                self._judge_poll_finding(now)
             if now - last_beat >= config.heartbeat_interval:
                 self.beat(store, "ok", "idling")
                 last_beat = now
@@ -273,9 +291,41 @@ class FolderWorker(threading.Thread):
             imap.idle_done(client)
         elif imap.idle_done(client):
             # Mail that arrived while leaving IDLE is reported in DONE's answer, never again.
+            self._announced(boot_clock())
             self.pushed_late("only when IDLE ended")
             self.d.poll(store, self.account, [self.folder])
         return probe
+
+    def found_by_poll(self, started: float, ended: float) -> None:
+        """A safety poll of this folder on another connection, from *started* to *ended*
+        (boot_clock() seconds), found new mail. Called from the poll's thread. When this
+        worker was in IDLE all along, IDLE did not announce that mail in time: judged once
+        UNANNOUNCED_GRACE_SECONDS have passed (:meth:`_judge_poll_finding`)."""
+        idling_since = self._idling_since
+        if idling_since is None or idling_since > started:
+            return  # not in IDLE when the poll began: the catch-up poll's job, not IDLE's
+        with self._found_lock:
+            self._found_by_poll = (started, ended)
+
+    def _announced(self, now: float) -> None:
+        """The server announced new mail at *now* (IDLE, DONE or NOOP): a safety poll's
+        finding due before is judged first, by what was announced until then."""
+        self._judge_poll_finding(now)
+        self._announced_at = now
+
+    def _judge_poll_finding(self, now: float) -> None:
+        """Once the grace after a safety poll that found mail is over: when IDLE announced
+        nothing from UNANNOUNCED_GRACE_SECONDS before that poll until that long after it
+        (this runs before an announcement at *now* is noted), the server pushes late and the
+        poll got there first (Courier reports only every IMAP_IDLE_TIMEOUT, Mailutils only on
+        DONE): :meth:`pushed_late`."""
+        with self._found_lock:
+            found = self._found_by_poll
+            if found is None or now < found[1] + UNANNOUNCED_GRACE_SECONDS:
+                return
+            self._found_by_poll = None
+        if self._announced_at < found[0] - UNANNOUNCED_GRACE_SECONDS:
+            self.pushed_late("only to a poll on another connection")
 
     def pushed_late(self, how: str) -> None:
         """The server reported new mail *how* ("only when IDLE ended"), not during IDLE: GNU

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from watcher.clock import utc_now
 from watcher.codes import mask_code
@@ -76,6 +76,15 @@ def describe(outcome: Outcome) -> str:
     return " ".join(" ".join(parts).split())
 
 
+def unread(outcome: Outcome, error: str) -> Outcome:
+    """*outcome* of a message the source could not fetch in full (*error*, one sentence),
+    made a record of that failure: the error is the message's, it is not counted, and its
+    Message-ID is left out (its content hash is that of the header read, if any), so a
+    complete copy found later in another folder is not taken for a duplicate of it."""
+    message = replace(outcome.message, error=error, message_id=None)
+    return replace(outcome, message=message, counted=False)
+
+
 def ingest(
     store: Store,
     pack: RulePack,
@@ -97,10 +106,20 @@ def ingest(
         if progress is not None:
             progress.fetched()
         outcome = process(raw, pack, settings)
+        # A message the source could not read within its bounds (watcher.sources.imap's
+        # UnreadMessage: a server sending a literal larger than it announced) is recorded
+        # with that error like an unparseable one, so the cursor moves past it.
+        fetch_error = getattr(raw, "fetch_error", None)
+        if isinstance(fetch_error, str) and fetch_error:
+            outcome = unread(outcome, fetch_error)
         crash_point("parse")
         cursor = cursor_for(raw)
-        if outcome.worth_recording and store.already_recorded(
-            raw.key.identity, outcome.message.message_id, outcome.message.sha256
+        if (
+            outcome.worth_recording
+            and not fetch_error
+            and store.already_recorded(
+                raw.key.identity, outcome.message.message_id, outcome.message.sha256
+            )
         ):
             report.duplicates += 1
             log.debug("%s already recorded (same Message-ID or content)", raw.key.label())

@@ -12,7 +12,9 @@ new UIDs are fetched in bulk and the candidates picked here.
 
 Modules: ``client`` (connect, log in, keepalive), ``folders`` (EXAMINE, STATUS, FETCH),
 ``search`` (UID SEARCH and its fallbacks), ``idle`` (IDLE, NOOP), ``source`` (an account as a
-MailSource). The names below are the package's interface.
+MailSource), ``guard`` (bounds on what a server may make us read), ``readahead`` (fetching
+while the caller classifies). The modules import each other, never this package; the names
+below are its interface for callers outside it.
 """
 
 from watcher.sources.imap.client import (
@@ -42,6 +44,7 @@ from watcher.sources.imap.folders import (
 )
 from watcher.sources.imap.guard import guard_reason
 from watcher.sources.imap.idle import IdleNews, idle_done, idle_start, idle_wait, noop
+from watcher.sources.imap.readahead import read_ahead
 from watcher.sources.imap.search import (
     MIN_SUBJECT_WORD,
     HeaderReader,
@@ -49,7 +52,7 @@ from watcher.sources.imap.search import (
     candidate_uids,
     search_plan,
 )
-from watcher.sources.imap.source import ImapAccount, read_ahead
+from watcher.sources.imap.source import ImapAccount
 
 __all__ = [
     "CONNECTION_ERRORS",

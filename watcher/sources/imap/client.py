@@ -6,6 +6,7 @@ never the password; see :func:`connect`.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import re
@@ -20,7 +21,7 @@ from imapclient.exceptions import LoginError as ImapLoginError
 from watcher.config import Account, is_loopback
 from watcher.errors import LoginError, ServerError
 from watcher.sources import credentials, providers
-from watcher.sources.imap import guard
+from watcher.sources.imap.guard import install as install_guard
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +124,7 @@ def connect(account: Account) -> IMAPClient:
         raise ServerError(f"{where} cannot be reached: {reason}") from None
     # Bounds on what the server may make us read (guard.py): after STARTTLS, which replaces
     # the file imaplib reads from.
-    guard.install(client, account.timeout_seconds)
+    install_guard(client, account.timeout_seconds)
     client.normalise_times = False  # keep INTERNALDATE's zone: we store aware UTC
     try:
         if account.uses_oauth2:
@@ -199,6 +200,14 @@ def _quiet_logout(client: IMAPClient) -> None:
 def logout(client: IMAPClient) -> None:
     """Log out, ignoring a connection that is already gone."""
     _quiet_logout(client)
+
+
+def drop(client: IMAPClient) -> None:
+    """Close the socket of a connection that is no longer usable, without LOGOUT: after a
+    read bound aborted a command (guard.py) the server may still be sending its answer, which
+    a LOGOUT would have to read through."""
+    with contextlib.suppress(OSError, IMAPClientError):
+        client.shutdown()
 
 
 def list_folders(client: IMAPClient) -> list[str]:

@@ -22,6 +22,21 @@ from watcher.sources.imap.guard import guard_of
 log = logging.getLogger(__name__)
 
 FETCH_BATCH = 50
+# The header of a message whose body the server would not send within bounds is fetched on
+# its own, up to this many bytes (Dovecot's default header limit is 10 MB, but a real header
+# is a few KB; this only has to name sender, subject and date for the record).
+HEADER_LIMIT = 256 * 1024
+
+
+@dataclass(frozen=True)
+class UnreadMessage(RawMessage):
+    """A message the server would not send within the read bounds (guard.py: a literal
+    larger than announced, or than the size limit plus slack): ``raw`` is its header when
+    that could be fetched on its own, else empty, and ``fetch_error`` one sentence saying
+    why. Recorded with that error (watcher.daemon.ingest reads ``fetch_error``) so the
+    cursor moves past it and the run goes on; it is not fetched again."""
+
+    fetch_error: str = ""
 
 
 @dataclass(frozen=True)
@@ -211,6 +226,20 @@ def fetch_messages(
                 )
             else:
                 log.warning("%s vanished before it could be fetched", key_for(uid).label())
+
+
+def fetch_header(
+    client: IMAPClient, uid: int, limit: int = HEADER_LIMIT
+) -> tuple[bytes, datetime | None]:
+    """The header block (``BODY.PEEK[HEADER]``) and INTERNALDATE of *uid* in the open folder,
+    with no literal over *limit* bytes accepted (a larger one raises an imaplib abort, and
+    the connection is then unusable); (b"", None) when the server does not return it."""
+    guard = guard_of(client)
+    if guard is not None:
+        guard.expect(limit, limit)
+    items = client.fetch([uid], ["BODY.PEEK[HEADER]", "INTERNALDATE"])
+    item = items.get(uid, {})
+    return bytes(item.get(b"BODY[HEADER]") or b""), _aware(item.get(b"INTERNALDATE"))
 
 
 def _still_there(client: IMAPClient, uids: list[int]) -> set[int]:

@@ -57,25 +57,32 @@ class ReadGuard:
         self._deadline = float("inf")
         self._lines = 0
         self._line_bytes = 0
+        # Set by expect(), taken by the next start(): the bounds of the command about to go.
+        self._expected: tuple[int, int] | None = None
 
     def start(self, command: str) -> None:
-        """A new command is sent: reset the budgets and start its deadline (none for IDLE)."""
+        """A new command is sent: reset the budgets and start its deadline (none for IDLE),
+        with the bounds :meth:`expect` announced for it, if any."""
         self._lines = 0
         self._line_bytes = 0
+        expected, self._expected = self._expected, None
         self.max_literal = DEFAULT_MAX_LITERAL
         if command.upper() == "IDLE":
             self._deadline = float("inf")
-        else:
-            self._deadline = time.monotonic() + DEADLINE_TIMEOUTS * self._timeout
+            return
+        self._deadline = time.monotonic() + DEADLINE_TIMEOUTS * self._timeout
+        if expected is not None:
+            largest, total = expected
+            self.max_literal = largest + LITERAL_SLACK
+            self._deadline += (total + 1) / READ_RATE
 
     def expect(self, largest: int, total: int) -> None:
-        """The next answer carries literals of at most *largest* bytes, *total* in all (sizes
-        the server announced with RFC822.SIZE): a literal over *largest* + LITERAL_SLACK aborts,
-        and the deadline grows by *total* / READ_RATE seconds."""
-        self.max_literal = largest + LITERAL_SLACK
-        self._deadline = (
-            time.monotonic() + DEADLINE_TIMEOUTS * self._timeout + (total + 1) / READ_RATE
-        )
+        """The next command's answer carries literals of at most *largest* bytes, *total* in
+        all (sizes the server announced with RFC822.SIZE): a literal over *largest* +
+        LITERAL_SLACK aborts it, and its deadline grows by *total* / READ_RATE seconds. Call
+        it just before sending the command (:meth:`start` takes it; a later command does
+        not inherit it)."""
+        self._expected = (largest, total)
 
     def _check_deadline(self) -> None:
         if time.monotonic() > self._deadline:
@@ -161,6 +168,14 @@ def guard_reason(exc: BaseException) -> str | None:
     if not any(marker in text for marker in _REASONS) or "the server " not in text:
         return None
     return text[text.index("the server ") :]
+
+
+def literal_refused(exc: BaseException) -> str | None:
+    """The sentence of a GuardError about one literal over its limit inside *exc* (a fault of
+    one message: the same FETCH fails the same way again), or None for anything else
+    (floods and deadlines may be the line's fault, and are retried at the next poll)."""
+    reason = guard_reason(exc)
+    return reason if reason is not None and "a literal of" in reason else None
 
 
 def guard_of(client: Any) -> ReadGuard | None:

@@ -11,21 +11,22 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
 
 from imapclient import IMAPClient
 
 from watcher.config import Account
 from watcher.errors import MessageGoneError, ServerError, WatcherError
 from watcher.sources.base import Cursor, MessageRef, RawMessage, Scan, SourceKey
-from watcher.sources.imap.client import CONNECTION_ERRORS, connect, logout
+from watcher.sources.imap.client import CONNECTION_ERRORS, connect, drop, logout
 from watcher.sources.imap.folders import (
+    FETCH_BATCH,
     FolderState,
+    UnreadMessage,
     examine,
+    fetch_header,
     fetch_messages,
     folder_status,
     highest_uid,
@@ -33,6 +34,8 @@ from watcher.sources.imap.folders import (
     uids_with_message_id,
     unselect,
 )
+from watcher.sources.imap.guard import literal_refused
+from watcher.sources.imap.readahead import read_ahead
 from watcher.sources.imap.search import SearchPlan, candidate_uids
 
 log = logging.getLogger(__name__)
@@ -44,8 +47,6 @@ SEARCH_RANGE = 8192
 READ_AHEAD_MESSAGES = 50
 # A fetch of a message asked for again has no size limit: the evidence is the whole mail.
 NO_SIZE_LIMIT = 1 << 62
-
-T = TypeVar("T")
 
 # The spam folders of an account are listed again after this long (a folder created or
 # renamed meanwhile is then watched too); per account identity, shared by this process.
@@ -84,6 +85,8 @@ class ImapAccount:
         self._broken: WatcherError | None = None
         self._folder_errors: dict[str, WatcherError] = {}
         self._junk: tuple[str, ...] | None = None
+        # The connection was aborted by a read bound (guard.py) and must be replaced.
+        self._dead = False
 
     @property
     def name(self) -> str:
@@ -123,16 +126,25 @@ class ImapAccount:
 
     @property
     def client(self) -> IMAPClient:
-        """The connection, opened on first use (ServerError, LoginError, SecretError)."""
+        """The connection, opened on first use, and opened again when a read bound aborted
+        the last one (ServerError, LoginError, SecretError)."""
+        if self._dead and self._client is not None:
+            drop(self._client)
+            self._client = None
+        self._dead = False
         if self._client is None:
             self._client = connect(self.account)
         return self._client
 
     def close(self) -> None:
-        """Log out, unless the connection was handed in."""
+        """Log out, unless the connection was handed in (one a read bound aborted is closed
+        without LOGOUT)."""
         if self._own and self._client is not None:
             client, self._client = self._client, None
-            logout(client)
+            if self._dead:
+                drop(client)
+            else:
+                logout(client)
 
     def __enter__(self) -> ImapAccount:
         _ = self.client
@@ -218,12 +230,107 @@ class ImapAccount:
         def fetched() -> Iterator[RawMessage]:
             for low in range(start, highest + 1, step):
                 high = min(low + step - 1, highest)
-                uids = candidate_uids(client, plan, low, high)
-                yield from fetch_messages(client, key_for, uids, self._max_bytes, self._wanted)
+                # _usable: a message over the read bounds replaces the connection.
+                uids = candidate_uids(self._usable(folder, uidvalidity), plan, low, high)
+                yield from self._fetch_bounded(folder, uidvalidity, key_for, uids)
 
         messages = read_ahead(fetched, READ_AHEAD_MESSAGES, account.timeout_seconds * 2)
         new = min(highest - start + 1, state.exists)  # UIDs may have gaps
         return Scan(messages, Cursor(uidvalidity, highest), on_close=release, total=new)
+
+    def _fetch_bounded(
+        self,
+        folder: str,
+        uidvalidity: int,
+        key_for: Callable[[int], SourceKey],
+        uids: list[int],
+    ) -> Iterator[RawMessage]:
+        """:func:`fetch_messages` of *uids*, in UID order, where one message the server will
+        not send within the read bounds (a literal larger than announced, or than the size
+        limit plus slack: guard.py) does not stop the scan: the aborted batch is fetched
+        again one message at a time on a new connection, and the message that trips the
+        bound again is yielded as an :class:`UnreadMessage` (recorded with the error, the
+        cursor moves past it). Other failures, and any on a connection handed in by the
+        caller (which cannot be replaced here), are raised as before."""
+        for offset in range(0, len(uids), FETCH_BATCH):
+            batch = uids[offset : offset + FETCH_BATCH]
+            yielded = False
+            try:
+                # One FETCH_BATCH: fetch_messages reads the whole batch before yielding any.
+                for raw in fetch_messages(
+                    self._usable(folder, uidvalidity), key_for, batch, self._max_bytes, self._wanted
+                ):
+                    yielded = True
+                    yield raw
+                continue
+            except CONNECTION_ERRORS as exc:
+                reason = literal_refused(exc)
+                if reason is None or not self._own or yielded:
+                    raise
+                self._dead = True
+            log.info(
+                "account %s folder %s: %s; fetching the %d message(s) of that batch one by one",
+                self.name,
+                folder,
+                reason,
+                len(batch),
+            )
+            for uid in batch:
+                yield from self._fetch_alone(folder, uidvalidity, key_for, uid)
+
+    def _fetch_alone(
+        self,
+        folder: str,
+        uidvalidity: int,
+        key_for: Callable[[int], SourceKey],
+        uid: int,
+    ) -> Iterator[RawMessage]:
+        """Fetch *uid* on its own (reconnecting first when the connection was aborted); when
+        the server again sends a literal over the bounds, yield it as an UnreadMessage with
+        its header if that can be had within HEADER_LIMIT."""
+        try:
+            got = list(
+                fetch_messages(
+                    self._usable(folder, uidvalidity),
+                    key_for,
+                    [uid],
+                    self._max_bytes,
+                    self._wanted,
+                )
+            )
+        except CONNECTION_ERRORS as exc:
+            reason = literal_refused(exc)
+            if reason is None:
+                raise
+            self._dead = True
+        else:
+            yield from got
+            return
+        key = key_for(uid)
+        log.warning("%s: %s; recorded with this error and not fetched again", key.label(), reason)
+        header, internal_at = b"", None
+        try:
+            header, internal_at = fetch_header(self._usable(folder, uidvalidity), uid)
+        except CONNECTION_ERRORS as exc:
+            if literal_refused(exc) is None:
+                raise
+            self._dead = True  # recorded without its header
+        yield UnreadMessage(key, header, internal_at, fetch_error=f"not fetched: {reason}")
+
+    def _usable(self, folder: str, uidvalidity: int) -> IMAPClient:
+        """The connection, replaced (connect, EXAMINE *folder*) when a read bound aborted the
+        last one. Raises ServerError when the folder's UIDVALIDITY changed meanwhile (the
+        UIDs asked for no longer name the same mail; the next poll rescans)."""
+        if not self._dead:
+            return self.client
+        client = self.client
+        state = examine(client, self.account, folder)
+        if state.uidvalidity != uidvalidity:
+            raise ServerError(
+                f"account {self.name} folder {folder!r}: UIDVALIDITY changed during the scan "
+                f"({uidvalidity} -> {state.uidvalidity}); trying again at the next poll"
+            )
+        return client
 
     # ------------------------------------------------------------------ evidence
 
@@ -280,47 +387,3 @@ class ImapAccount:
 
 def _ceil_div(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def read_ahead(
-    produce: Callable[[], Iterator[T]], depth: int, join_timeout_seconds: float
-) -> Iterator[T]:
-    """Yield what *produce* yields, running it in a helper thread up to *depth* items ahead,
-    so waiting for the network overlaps with the caller's work. An exception in *produce* is
-    raised here; when the caller stops early the helper stops after its current item and is
-    joined (at most *join_timeout_seconds*), so the caller may use the connection again."""
-    items: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(kind: str, value: Any) -> bool:
-        while not stop.is_set():
-            try:
-                items.put((kind, value), timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in produce():
-                if not put("item", item):
-                    return
-            put("done", None)
-        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put("error", exc)
-
-    helper = threading.Thread(target=run, name="read-ahead", daemon=True)
-    helper.start()
-    try:
-        while True:
-            kind, value = items.get()
-            if kind == "item":
-                yield value
-            elif kind == "error":
-                raise value
-            else:
-                return
-    finally:
-        stop.set()
-        helper.join(join_timeout_seconds)
