@@ -412,6 +412,7 @@ def check_invariants(raw: bytes, outcome: Outcome) -> None:
     assert "\r" not in line
 
 
+@pytest.mark.timeout(2400 if LONG else 300)  # 20,000 examples: about 10 minutes here
 @settings(
     max_examples=FUZZ_EXAMPLES,
     deadline=None,
@@ -424,6 +425,7 @@ def test_fuzzed_mail_never_raises_and_keeps_the_invariants(raw: bytes) -> None:
     check_invariants(raw, outcome)
 
 
+@pytest.mark.timeout(2400 if LONG else 300)
 @settings(
     max_examples=max(30, FUZZ_EXAMPLES // 10),
     deadline=None,

@@ -89,7 +89,7 @@ def status(as_json: bool, config_path: Path | None, verbose: int) -> None:
         "suspicious": "look-alike mail(s) that failed authentication (never counted); "
         "see README, 'The SQLite log'",
         "unrecognized": "Meta privacy mail(s) no rule recognised; see README, 'The SQLite log'",
-        "error": "mail(s) that could not be parsed; see README, 'The SQLite log'",
+        "error": "mail(s) that could not be fetched or parsed; see README, 'The SQLite log'",
         "unverified": "Meta privacy mail(s) not counted because no trusted server vouched for "
         "them: set trusted_authserv_ids, then start a fresh database (README, 'Authenticity')",
     }

@@ -106,11 +106,11 @@ def ingest(
         if progress is not None:
             progress.fetched()
         outcome = process(raw, pack, settings)
-        # A message the source could not read within its bounds (watcher.sources.imap's
-        # UnreadMessage: a server sending a literal larger than it announced) is recorded
-        # with that error like an unparseable one, so the cursor moves past it.
-        fetch_error = getattr(raw, "fetch_error", None)
-        if isinstance(fetch_error, str) and fetch_error:
+        # A message the source could not read within its bounds (RawMessage.fetch_error: a
+        # server sending a literal larger than it announced) is recorded with that error like
+        # an unparseable one, so the cursor moves past it.
+        fetch_error = raw.fetch_error
+        if fetch_error:
             outcome = unread(outcome, fetch_error)
         crash_point("parse")
         cursor = cursor_for(raw)

@@ -103,13 +103,18 @@ class RawMessage:
     """Raw RFC 5322 bytes as fetched, with the server's INTERNALDATE (aware UTC) if known.
 
     ``size`` is the full message size in bytes when ``raw`` holds only its header (a message
-    over the size limit); None when ``raw`` is the whole message.
+    over the size limit); None when ``raw`` is the whole message. ``fetch_error`` is one
+    sentence when the source could not read the message within its bounds (an IMAP server
+    sending a literal larger than it announced): ``raw`` then holds its header, or nothing,
+    and the message is recorded with that error, so the cursor moves past it and the run
+    goes on; it is not fetched again.
     """
 
     key: SourceKey
     raw: bytes
     internal_at: datetime | None = None
     size: int | None = None  # RFC822.SIZE when only the header was fetched
+    fetch_error: str | None = None
 
 
 @dataclass(frozen=True)

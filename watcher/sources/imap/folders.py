@@ -29,17 +29,6 @@ HEADER_LIMIT = 256 * 1024
 
 
 @dataclass(frozen=True)
-class UnreadMessage(RawMessage):
-    """A message the server would not send within the read bounds (guard.py: a literal
-    larger than announced, or than the size limit plus slack): ``raw`` is its header when
-    that could be fetched on its own, else empty, and ``fetch_error`` one sentence saying
-    why. Recorded with that error (watcher.daemon.ingest reads ``fetch_error``) so the
-    cursor moves past it and the run goes on; it is not fetched again."""
-
-    fetch_error: str = ""
-
-
-@dataclass(frozen=True)
 class FolderState:
     """What EXAMINE told us: UIDVALIDITY, UIDNEXT (None when the server omits it), EXISTS."""
 

@@ -24,7 +24,6 @@ from watcher.sources.imap.client import CONNECTION_ERRORS, connect, drop, logout
 from watcher.sources.imap.folders import (
     FETCH_BATCH,
     FolderState,
-    UnreadMessage,
     examine,
     fetch_header,
     fetch_messages,
@@ -249,7 +248,7 @@ class ImapAccount:
         not send within the read bounds (a literal larger than announced, or than the size
         limit plus slack: guard.py) does not stop the scan: the aborted batch is fetched
         again one message at a time on a new connection, and the message that trips the
-        bound again is yielded as an :class:`UnreadMessage` (recorded with the error, the
+        bound again is yielded with a ``fetch_error`` (recorded with the error, the
         cursor moves past it). Other failures, and any on a connection handed in by the
         caller (which cannot be replaced here), are raised as before."""
         for offset in range(0, len(uids), FETCH_BATCH):
@@ -286,7 +285,7 @@ class ImapAccount:
         uid: int,
     ) -> Iterator[RawMessage]:
         """Fetch *uid* on its own (reconnecting first when the connection was aborted); when
-        the server again sends a literal over the bounds, yield it as an UnreadMessage with
+        the server again sends a literal over the bounds, yield it with a ``fetch_error`` and
         its header if that can be had within HEADER_LIMIT."""
         try:
             got = list(
@@ -315,7 +314,7 @@ class ImapAccount:
             if literal_refused(exc) is None:
                 raise
             self._dead = True  # recorded without its header
-        yield UnreadMessage(key, header, internal_at, fetch_error=f"not fetched: {reason}")
+        yield RawMessage(key, header, internal_at, fetch_error=f"not fetched: {reason}")
 
     def _usable(self, folder: str, uidvalidity: int) -> IMAPClient:
         """The connection, replaced (connect, EXAMINE *folder*) when a read bound aborted the
