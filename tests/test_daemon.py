@@ -13,7 +13,16 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from daemonproc import REPO, DaemonProcess, _env, cli, code_mail, write_config
+from daemonproc import (
+    CODE_TEMPLATE,
+    REPO,
+    TEMPLATE_CODE,
+    DaemonProcess,
+    _env,
+    cli,
+    code_mail,
+    write_config,
+)
 from httpreceiver import Receiver
 
 CODE_LOG_MARK = "verification_code rule="
@@ -388,3 +397,16 @@ def test_notify_test_command_reports_each_target(tmp_path, receiver):
     assert "FAIL: phone (json):" in done.stdout
     assert len(receiver.wait_for(1, 5)) == 1
     assert receiver.received[0].title == "meta-watcher test notification"
+
+
+def test_wait_code_says_when_an_arriving_code_mail_is_old(tmp_path, dovecot, dovecot_user):
+    """Trial: a 2024 code mail put into the folder now was shown as "arrived 16:32 UTC" with
+    nothing to tell it from a fresh code: its own Date is named."""
+    user, password = dovecot_user
+    config = write_config(tmp_path, dovecot, user, password, [])
+    dovecot.append(user, "INBOX", CODE_TEMPLATE.replace(TEMPLATE_CODE, b"830406"))
+    done = cli("wait-code", "--config", str(config), "--timeout", "10s", timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "830406"
+    assert "the mail itself is dated 2024-" in done.stderr
+    assert "maybe an old code" in done.stderr

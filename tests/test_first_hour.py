@@ -769,3 +769,16 @@ def test_scanning_the_same_mail_again_says_it_is_already_recorded(tmp_path: Path
     assert as_json.exit_code == 0
     assert as_json.stdout.strip() == ""  # stdout stays JSON lines only; the note is on stderr
     assert "already in" in as_json.stderr
+
+
+def test_wait_code_without_an_imap_account_fails_before_waiting(tmp_path: Path) -> None:
+    """Trial: with only local sources it said "waiting up to 5s..." and then failed."""
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"database: {tmp_path / 'w.db'}\nlocal:\n  - name: mail\n    path: {tmp_path}\n",
+        encoding="utf-8",
+    )
+    done = run_cli("wait-code", "--config", str(config), "--timeout", "5s")
+    assert done.exit_code == 78
+    assert "waiting up to" not in done.output
+    assert "wait-code needs an IMAP account" in done.output

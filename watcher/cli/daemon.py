@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import click
@@ -22,7 +23,7 @@ from watcher.cli.options import (
 from watcher.clock import utc_now
 from watcher.config import Config, parse_duration
 from watcher.daemon.health import health_report
-from watcher.daemon.wait_code import wait_for_code
+from watcher.daemon.wait_code import require_accounts, wait_for_code
 from watcher.errors import ConfigError
 from watcher.notify.apprise import send_test_notifications
 
@@ -162,6 +163,7 @@ def wait_code(
     if nothing_to_watch(config):
         # Before "waiting up to ...": no code can arrive, so waiting would only end in timeout.
         raise ConfigError(NOTHING_TO_WATCH)
+    require_accounts(config)  # before "waiting up to ...", like the check above
     pack = load_pack(config)
     if address:
         _warn_unknown_address(config, address)
@@ -178,6 +180,10 @@ def wait_code(
         )
         sys.exit(1)
     when = found.arrived_at.strftime("%H:%M:%S UTC") if found.arrived_at else "unknown time"
+    if found.dated and found.arrived_at and abs(found.arrived_at - found.dated) > timedelta(days=1):
+        # Arrived is when the folder got it (INTERNALDATE): a mail moved or restored there
+        # now can hold an old code, which its own Date shows.
+        when += f" (the mail itself is dated {found.dated:%Y-%m-%d}: maybe an old code)"
     click.echo(
         f"code for {found.platform or 'Meta'} account {found.account or '(not named)'} from "
         f"{found.mailbox}, arrived {when}"

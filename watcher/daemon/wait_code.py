@@ -44,12 +44,18 @@ class FoundCode:
     arrived_at: datetime | None
     verified: bool
     in_spam: bool = False
+    dated: datetime | None = None  # the mail's own Date header (aware UTC), when it has one
+
+
+def require_accounts(config: Config) -> None:
+    """Raise ConfigError when *config* has no IMAP account: wait-code watches IMAP only."""
+    if not config.accounts:
+        raise ConfigError("wait-code needs an IMAP account in the config (accounts: [...])")
 
 
 def _mailboxes(config: Config, address: str | None) -> tuple[list[Account], bool]:
     """The accounts to watch for *address*, and whether the address named a mailbox."""
-    if not config.accounts:
-        raise ConfigError("wait-code needs an IMAP account in the config (accounts: [...])")
+    require_accounts(config)
     if address is None:
         return list(config.accounts), False
     wanted = address.lower()
@@ -231,4 +237,5 @@ def _code_of(
         arrived,
         outcome.verdict.result == "pass",
         raw.key.in_spam,
+        outcome.message.date_at,
     )
