@@ -177,3 +177,61 @@ def test_rules_test_says_why_a_notification_is_other(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     assert "Social notification: X-Facebook-Notify says feed_comment" in done.stdout
     assert "Result: other" in done.stdout
+
+
+# Neutral wrappers: no notification wording at all, so only where the decision stands (in
+# quotes, or in the Subject) tells it from Meta's own statement.
+NEUTRAL_QUOTED = (
+    'Privacy Ops: "{q}"',
+    "Privacy Ops:\n„{q}“",
+    "«{q}»",
+    "Max Muster:\n\n“{q}”\n\nAntworten",
+)
+
+
+@pytest.mark.parametrize(
+    ("shape", "quote"), list(itertools.product(range(len(NEUTRAL_QUOTED)), sorted(QUOTES)))
+)
+def test_a_quoted_decision_is_not_meta_stating_it(shape: int, quote: str, pack: RulePack) -> None:
+    body = NEUTRAL_QUOTED[shape].format(q=QUOTES[quote])
+    outcome = _outcome(_notification("Neue Aktivität", body), pack)
+    assert outcome.match.kind not in KINDS, (body, outcome.match.rule_id)
+    assert outcome.counted is False
+
+
+@pytest.mark.parametrize("quote", sorted(QUOTES))
+def test_a_decision_only_in_the_subject_does_not_count(quote: str, pack: RulePack) -> None:
+    outcome = _outcome(_notification(QUOTES[quote], "Neue Aktivität in deiner Gruppe."), pack)
+    assert outcome.match.kind not in KINDS, outcome.match.rule_id
+    assert outcome.counted is False
+
+
+def _with_quotes_before_the_text(raw: bytes) -> bytes:
+    """*raw* with a line holding two quoted words put before the text of each of its text
+    parts (re-encoded as the part was)."""
+    from email import message_from_bytes, policy
+
+    msg = message_from_bytes(raw, policy=policy.default)
+    for part in msg.walk():
+        if part.get_content_type() == "text/plain":
+            text = 'Betreff: "Datenschutz" und „Meta“.\n\n' + part.get_content()
+        elif part.get_content_type() == "text/html":
+            text = '<p>Betreff: "Datenschutz" und „Meta“.</p>' + part.get_content()
+        else:
+            continue
+        cte = part.get("Content-Transfer-Encoding", "8bit")
+        subtype = part.get_content_subtype()
+        del part["Content-Transfer-Encoding"]
+        part.set_content(text, subtype=subtype, cte="base64" if "base64" in cte else "8bit")
+    return msg.as_bytes()
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, e in MANIFEST["messages"].items() if e["kind"] in KINDS)
+)
+def test_balanced_quotes_before_a_stated_decision_change_nothing(name: str, pack: RulePack) -> None:
+    """The quotation test counts quotes: quoted words before Meta's own sentence (an even
+    number of quotes) leave the sentence stated."""
+    outcome = _outcome(_with_quotes_before_the_text((CORPUS / name).read_bytes()), pack)
+    assert "Datenschutz" in outcome.message.text  # the quotes are there
+    assert outcome.match.kind == MANIFEST["messages"][name]["kind"]

@@ -15,6 +15,7 @@ about something else; otherwise it is ``other`` (:func:`fallback`).
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -50,6 +51,12 @@ SUPPORTING_COUNTED = 10  # at most this many count, so 10 x 4 < 100 - 60
 # sentence, a decision included: any other type makes a Meta mail "other". Only ever a veto:
 # an added header can make a mail count less, never more.
 PRIVACY_NOTIFY_PREFIX = "privacy_"
+# Meta states a decision in the body of its mail, in its own words. A Subject is often someone
+# else's: a notification's subject carries a group's, a Page's or a person's name, which can
+# be any sentence; and what a notification relays from others in its body stands in quotes.
+# So a decisive phrase counts only in the body and outside a quotation, except that a code
+# mail's wording also counts in the Subject ("123456 is your confirmation code").
+SUBJECT_MAY_DECIDE = frozenset({"verification_code"})
 
 
 @dataclass(frozen=True)
@@ -173,10 +180,11 @@ def check_rule(
     """Evaluate *rule* on a mail's normalised *subject* and *text* (see :func:`haystack`).
 
     Requirements in order: a subject phrase (if any are given), a decisive phrase (if any are
-    given), every ``all`` group; then the negatives, then the supporting phrases. Stops at the
-    first failing requirement or veto unless *full* (for explanations, which then also list
-    every negative found). *search* shares phrase searches between rules (and adds the link
-    targets for supporting phrases); by default a fresh one over *text*.
+    given; in the body unless the kind is in SUBJECT_MAY_DECIDE), every ``all`` group; then
+    the negatives, then the supporting phrases. Stops at the first failing requirement or veto
+    unless *full* (for explanations, which then also list every negative found). *search*
+    shares phrase searches between rules (and adds the link targets for supporting phrases);
+    by default a fresh one over *text*.
     """
     s = search if search is not None else TextSearch(text)
     conditions: list[Condition] = []
@@ -187,7 +195,12 @@ def check_rule(
         )
         holds = conditions[-1].ok
     if rule.decisive and (holds or full):
-        conditions.append(_condition("decisive", rule.decisive, s.find))
+        start = 0
+        if rule.kind not in SUBJECT_MAY_DECIDE and subject and text.startswith(subject + " "):
+            start = len(subject) + 1  # the body only
+        conditions.append(
+            _condition("decisive", rule.decisive, functools.partial(s.find_stated, start=start))
+        )
         holds = holds and conditions[-1].ok
     for number, group in enumerate(rule.all, start=1):
         if not holds and not full:

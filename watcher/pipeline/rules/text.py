@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import itertools
 import re
 import unicodedata
 from dataclasses import dataclass
@@ -269,7 +270,16 @@ class TextSearch:
     phrase is searched once per mail. A phrase whose required words (:func:`required_words`)
     are missing from the text is not searched at all."""
 
-    __slots__ = ("_cache", "_folded", "_link_cache", "_links_folded", "_words", "links", "text")
+    __slots__ = (
+        "_cache",
+        "_folded",
+        "_from_cache",
+        "_link_cache",
+        "_links_folded",
+        "_words",
+        "links",
+        "text",
+    )
 
     def __init__(self, text: str, links: str = "") -> None:
         self.text = text
@@ -280,6 +290,7 @@ class TextSearch:
         # in the pack (and compile_phrase's cache) for as long as this object does.
         self._cache: dict[int, str | None] = {}
         self._link_cache: dict[int, str | None] = {}
+        self._from_cache: dict[tuple[int, int], str | None] = {}
         self._words: dict[str, bool] = {}  # required word -> occurs in the text
 
     def _possible(self, item: Phrase | re.Pattern[str]) -> bool:
@@ -308,6 +319,24 @@ class TextSearch:
         if result is _UNSEEN:
             found = _pattern_of(item).search(self.text) if self._possible(item) else None
             result = self._cache[key] = found.group(0) if found else None
+        return result  # type: ignore[return-value]
+
+    def find_stated(self, item: Phrase | re.Pattern[str], start: int = 0) -> str | None:
+        """Like :meth:`find`, for a match the mail states itself: one that begins at or after
+        index *start* of the text (the body, when the text is "subject body") and does not
+        stand inside a quotation (see :func:`quoted`). Meta states its decisions; a comment,
+        a message or a group's name relayed in a notification is quoted."""
+        key = (id(item), start)
+        result = self._from_cache.get(key, _UNSEEN)
+        if result is _UNSEEN:
+            result = None
+            if self._possible(item):
+                pattern, text = _pattern_of(item), self.text
+                for found in itertools.islice(pattern.finditer(text, max(start, 0)), 20):
+                    if not quoted(text, found.start(), found.end(), max(start, 0)):
+                        result = found.group(0)
+                        break
+            self._from_cache[key] = result
         return result  # type: ignore[return-value]
 
     def find_with_links(self, item: Phrase | re.Pattern[str]) -> str | None:
@@ -340,6 +369,16 @@ def _needs(pattern: re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
         needs = required_words(pattern)
         _NEEDS[id(pattern)] = (pattern, needs)
         return needs
+
+
+_QUOTE_REACH = 600  # characters after a quoted match within which its quotation must end
+
+
+def quoted(text: str, begin: int, end: int, start: int = 0) -> bool:
+    """True when ``text[begin:end]`` stands inside a quotation: an odd number of double quotes
+    (every typographic quote is one after :func:`normalise`) lies between *start* and
+    *begin*, and another follows within _QUOTE_REACH characters after *end*."""
+    return text.count('"', start, begin) % 2 == 1 and '"' in text[end : end + _QUOTE_REACH]
 
 
 def _needs_of(item: Phrase | re.Pattern[str]) -> tuple[tuple[str, ...], ...]:
