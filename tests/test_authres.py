@@ -162,3 +162,17 @@ def test_the_suffix_list_is_bundled_and_never_fetched(monkeypatch: pytest.Monkey
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert socket.socket is not None  # this process untouched
+
+
+@pytest.mark.parametrize("top", ['"mx.home.example"', '"MX.HOME.EXAMPLE"', '"mx.home\\.example"'])
+def test_a_quoted_authserv_id_is_the_trusted_servers_own(top: str, pack: RulePack) -> None:
+    """RFC 8601 §2.2 allows the authserv-id as a quoted-string. The trusted server's own
+    (failing) verdict on top must not be passed over for a forged pass below it (trial 2)."""
+    message = parse(
+        meta_mail(
+            f"{top}; dkim=fail header.d=facebookmail.com; dmarc=fail header.from=facebookmail.com",
+            "mx.home.example; dkim=pass header.d=facebookmail.com; dmarc=pass "
+            "header.from=facebookmail.com",
+        )
+    )
+    assert authenticate(message, True, pack, TRUSTED).result != "pass"

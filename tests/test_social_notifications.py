@@ -235,3 +235,23 @@ def test_balanced_quotes_before_a_stated_decision_change_nothing(name: str, pack
     outcome = _outcome(_with_quotes_before_the_text((CORPUS / name).read_bytes()), pack)
     assert "Datenschutz" in outcome.message.text  # the quotes are there
     assert outcome.match.kind == MANIFEST["messages"][name]["kind"]
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "X-Facebook-Notify: ",
+        "X-Facebook-Notify: ; mailid=1",
+        "X-Facebook-Notify: privacy_objection_result  feed_comment; mailid=1",
+        "X-Facebook-Notify: privacy_objection_result,feed_comment",
+    ],
+)
+def test_an_untyped_or_odd_notify_header_counts_as_a_notification(
+    header: str, pack: RulePack
+) -> None:
+    """Only one word starting with privacy_ says "privacy mail"; any other shape of the header
+    makes the mail count less, never more (trial 2)."""
+    raw = _notification("Dein Einspruch", QUOTES["de-accepted"])
+    assert _outcome(raw, pack).match.kind in KINDS  # without the header: a decision
+    marked = header.encode() + b"\r\n" + raw
+    assert _outcome(marked, pack).match.kind == "other"

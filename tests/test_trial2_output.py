@@ -184,3 +184,19 @@ def test_outbox_unknown_id_of_an_empty_outbox_says_so(tmp_path: Path, command: s
     (line,) = done.stderr.strip().splitlines()
     assert "999" in line
     assert "empty" in line
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    ["\u200b", "\u2060", "\ufeff", "\u00ad", "\u034f", "\u180e", "\u3164", "\U000e0041", "\u2062"],
+)
+def test_invisible_characters_inside_a_word_are_removed(hidden: str) -> None:
+    """ "Face<ZWSP>book" must not read as "Facebook" while being another string (trial 2)."""
+    assert for_person(f"Face{hidden}book") == "Facebook"
+
+
+def test_joiners_that_scripts_and_emoji_need_stay() -> None:
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"
+    persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
+    assert for_person(family) == family
+    assert for_person(persian) == persian

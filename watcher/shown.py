@@ -13,9 +13,14 @@ import re
 # C0 controls but tab and newline (which the callers' layouts use), DEL, the C1 controls
 # (U+0080-U+009F; U+009B is a one-character CSI for many terminals), the bidi embeddings,
 # overrides and isolates, and the implicit marks LRM, RLM and ALM (U+200E, U+200F, U+061C):
-# invisible, they too reorder the neutral characters around them (UAX #9 §2.6).
+# invisible, they too reorder the neutral characters around them (UAX #9 §2.6). Also the
+# invisible characters that hide inside a word ("Face<U+200B>book" reads "Facebook"): zero
+# width space, word joiner and invisible operators, BOM, soft hyphen, combining grapheme
+# joiner, Mongolian vowel separator, Hangul fillers, and the tag characters. ZWJ and ZWNJ
+# stay: emoji sequences and Persian or Indic words need them.
 _NOT_FOR_PERSONS = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u180e\u200b\u200e"
+    "\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\U000e0000-\U000e007f]"
 )
 # The line and paragraph separators break a line where the layout has none (a Subject over
 # two lines of a table or log); a space keeps the words apart.
@@ -25,8 +30,10 @@ _LINE_BREAKS = re.compile("[\u2028\u2029]")
 def for_person(text: str) -> str:
     """*text* without C0/C1 control characters (tab and newline stay), DEL, bidi
     embeddings, overrides and isolates (U+202A-202E, U+2066-2069) and the marks LRM, RLM and
-    ALM (U+200E, U+200F, U+061C); the line and paragraph separators (U+2028, U+2029) become a
-    space. Everything else, any script and emoji, stays as it is. Pure; never raises."""
+    ALM (U+200E, U+200F, U+061C), and invisible characters that hide inside a word (U+200B,
+    U+2060-2064, U+FEFF, U+00AD, U+034F, U+180E, Hangul fillers, tags U+E0000-E007F); the
+    line and paragraph separators (U+2028, U+2029) become a space. Everything else, any
+    script and emoji, stays as it is. Pure; never raises."""
     return _LINE_BREAKS.sub(" ", _NOT_FOR_PERSONS.sub("", text))
 
 

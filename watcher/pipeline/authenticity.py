@@ -113,8 +113,14 @@ def _parsed(msg: Message, value: str) -> _Header | None:
 
 
 def _authserv_id_of(value: str) -> str:
+    """The authserv-id of an Authentication-Results value, lower-case; a quoted-string one
+    (RFC 8601 §2.2: value = token / quoted-string) without its quotes, so a server's header
+    written ``"mx.home.example"; dkim=fail`` still counts as that server's."""
     words = value.split(";", 1)[0].split()  # "" for a hostile "Authentication-Results: ;"
-    return words[0].lower() if words else ""
+    word = words[0] if words else ""
+    if len(word) >= 2 and word[0] == word[-1] == '"':
+        word = re.sub(r"\\(.)", r"\1", word[1:-1])
+    return word.lower()
 
 
 @functools.cache

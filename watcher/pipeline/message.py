@@ -91,7 +91,8 @@ class Message:
     canonicalised as RFC 6376 §3.4.3/§3.4.4 say, for checking a signature's ``l=`` tag; None
     when no signature has one or the body was not read. ``notify_types`` lists the
     notification types of the ``X-Facebook-Notify`` headers, lower-case, in order, without
-    duplicates (``privacy_objection_result`` from ``privacy_objection_result; mailid=...``).
+    duplicates (``privacy_objection_result`` from ``privacy_objection_result; mailid=...``);
+    ``has_notify_header`` is True when the mail has such a header at all, typed or not.
     """
 
     message_id: str | None
@@ -111,6 +112,7 @@ class Message:
     dkim_signatures: tuple[str, ...] = ()
     dkim_body_lengths: tuple[int, int] | None = None
     notify_types: tuple[str, ...] = ()
+    has_notify_header: bool = False
 
     @property
     def from_domain(self) -> str:
@@ -304,6 +306,7 @@ def parse(raw: bytes, max_bytes: int | None = None, size: int | None = None) -> 
         dkim_signatures=signatures,
         dkim_body_lengths=body_lengths,
         notify_types=_notify_types(headers.all("X-Facebook-Notify", decode=False)),
+        has_notify_header="X-Facebook-Notify" in msg,
     )
 
 

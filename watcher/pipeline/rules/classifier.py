@@ -339,10 +339,17 @@ def extract(
     return out
 
 
+_PRIVACY_NOTIFY_TYPE = re.compile(re.escape(PRIVACY_NOTIFY_PREFIX) + r"[a-z0-9_]+")
+
+
 def social_notification(msg: Message) -> str | None:
-    """The first X-Facebook-Notify type of *msg* that is not a privacy mail's (see
-    PRIVACY_NOTIFY_PREFIX), or None: such a mail is Meta relaying other people's words."""
-    return next((t for t in msg.notify_types if not t.startswith(PRIVACY_NOTIFY_PREFIX)), None)
+    """The first X-Facebook-Notify type of *msg* that is not a privacy mail's (one word
+    starting with PRIVACY_NOTIFY_PREFIX), or None: such a mail is Meta relaying other people's
+    words. A header with no type, or any other shape, counts as a notification too: it can
+    only make a mail count less."""
+    if msg.has_notify_header and not msg.notify_types:
+        return "(no type)"
+    return next((t for t in msg.notify_types if not _PRIVACY_NOTIFY_TYPE.fullmatch(t)), None)
 
 
 def classify(msg: Message, pack: RulePack) -> Match:
