@@ -141,3 +141,14 @@ def test_a_config_with_meta_accounts_is_always_validated_in_full(
     done = run_in_process("status", "--config", config)
     assert "a@example.org" in done.stdout  # listed even before any mail
     assert cached_store_config(config) is None
+
+
+def test_remembered_facts_are_private(tmp_path: Path, cache_env: dict[str, str]) -> None:
+    """They name the database and mail folders, like the 0600 config (trial 2: 0644)."""
+    config = _config(tmp_path)
+    _status_modules(config)
+    entries = list(Path(cache_env["XDG_CACHE_HOME"]).glob("meta-watcher/config/*.json"))
+    assert entries
+    for entry in entries:
+        assert entry.stat().st_mode & 0o077 == 0
+    assert entries[0].parent.stat().st_mode & 0o077 == 0

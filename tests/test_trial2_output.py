@@ -200,3 +200,19 @@ def test_joiners_that_scripts_and_emoji_need_stay() -> None:
     persian = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"
     assert for_person(family) == family
     assert for_person(persian) == persian
+
+
+@pytest.mark.parametrize(
+    ("name", "starts"),
+    [("r.html", "<!DOCTYPE html"), ("r.HTM", "<!DOCTYPE html"), ("r.json", "{"), ("r.md", "#")],
+)
+def test_report_format_follows_the_output_extension(tmp_path: Path, name: str, starts: str) -> None:
+    """Trial 2: `report -o rep.html` wrote Markdown."""
+    config = _db_config(tmp_path, [])
+    target = tmp_path / name
+    done = _mw("report", "--config", str(config), "-o", str(target))
+    assert done.returncode == 0, done.stderr
+    assert target.read_text(encoding="utf-8").lstrip().startswith(starts)
+    forced = _mw("report", "--config", str(config), "-o", str(target), "--format", "csv")
+    assert forced.returncode == 0, forced.stderr
+    assert not target.read_text(encoding="utf-8").lstrip().startswith(("<", "{", "#"))

@@ -157,10 +157,13 @@ def remember(config_path: Path | None, data: bytes | None, config: Config) -> No
             "meta_accounts": bool(config.meta_accounts),
         }
         target = _entry_file(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
+        # Private like the config it comes from: it names the database and mail folders.
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Written aside and renamed: a reader never sees half an entry.
         tmp = target.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(entry), encoding="utf-8")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry))
         os.replace(tmp, target)
     except OSError:
         return

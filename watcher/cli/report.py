@@ -24,9 +24,9 @@ from watcher.sources.secrets import write_private
     "--format",
     "fmt",
     type=click.Choice(["md", "html", "csv", "json"]),
-    default="md",
-    show_default=True,
-    help="Markdown, a printable HTML page, CSV or JSON.",
+    default=None,
+    help="Markdown, a printable HTML page, CSV or JSON. Default: from the --output file's "
+    "extension (.html, .htm, .csv, .json), else md.",
 )
 @click.option(
     "-o",
@@ -43,7 +43,7 @@ from watcher.sources.secrets import write_private
 @verbose_option
 def report_command(
     address: str | None,
-    fmt: str,
+    fmt: str | None,
     output: Path | None,
     export_eml: Path | None,
     config_path: Path | None,
@@ -70,6 +70,7 @@ def report_command(
             + (f"known accounts: {', '.join(known)}" if known else "none is recorded yet"),
             err=True,
         )
+    fmt = fmt or _format_of(output)
     text = render(built, fmt)
     if output is None:
         click.echo(text, nl=False)
@@ -99,3 +100,11 @@ def report_command(
             click.echo(f"not exported: {r.problem}", err=True)
     if len(written) != len(results):
         sys.exit(1)
+
+
+_EXTENSIONS = {".html": "html", ".htm": "html", ".csv": "csv", ".json": "json"}
+
+
+def _format_of(output: Path | None) -> str:
+    """The report format an --output file's extension names; md for any other."""
+    return _EXTENSIONS.get(output.suffix.lower(), "md") if output is not None else "md"
