@@ -176,7 +176,8 @@ def test_rules_test_says_why_a_notification_is_other(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "Social notification: X-Facebook-Notify says feed_comment" in done.stdout
-    assert "Result: other" in done.stdout
+    assert "Result: other: a Meta social notification" in done.stdout
+    assert "names none of the topic phrases" not in done.stdout
 
 
 # Neutral wrappers: no notification wording at all, so only where the decision stands (in

@@ -122,6 +122,12 @@ def _result(e: Explanation) -> list[str]:
     if match.kind in KINDS:
         # Classified through a path explain does not replay (e.g. a forwarded copy).
         return [f"Result: {match.kind} (rule {match.rule_id})"]
+    if e.notification is not None:
+        return [
+            f"Result: other: a Meta social notification (X-Facebook-Notify "
+            f"{one_line(e.notification)}): it relays what other people wrote, so no rule "
+            "decides it, whatever its text says."
+        ]
     why = e.fallback
     if match.kind == UNRECOGNIZED:
         topic = why.topic if why is not None else None
