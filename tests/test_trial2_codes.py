@@ -61,6 +61,8 @@ NOT_CODES = [
     "CVE-2024-847123",  # an identifier
     "https://u45527679.ct.example.net/ls/click",  # part of a link
     "@Butters3388214",  # part of a name
+    "Stand 20240610",  # a date written YYYYMMDD (trial 2)
+    "Version 20251231",
 ]
 
 _PACK = load_rules(package_file("rules.yaml"))
@@ -87,6 +89,12 @@ def test_every_code_rule_extracts_every_shape_as_digits(
 def test_a_date_phone_year_or_amount_is_not_a_code(rule: object, other: str) -> None:
     text = normalise(f"confirmation code. {other}. Meta Privacy")
     assert extract(rule, text, rule.language) == {"code": None}  # type: ignore[attr-defined]
+
+
+def test_the_code_after_a_compact_date_is_taken() -> None:
+    (rule,) = [r for r in CODE_RULES if r.id == "de.verification_code"]
+    text = normalise("Stand 20240610. Dein Bestätigungscode: 73194655.")
+    assert extract(rule, text, "de") == {"code": "73194655"}
 
 
 def test_the_code_wins_over_a_phone_number_before_it() -> None:

@@ -16,6 +16,7 @@ about something else; otherwise it is ``other`` (:func:`fallback`).
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable, Mapping
@@ -305,6 +306,18 @@ def code_digits(code: str) -> str | None:
     return digits or None
 
 
+def _is_compact_date(digits: str) -> bool:
+    """True for eight digits that are a date written YYYYMMDD (1990-2099): "Stand 20240610."
+    is a date, not Meta's code (a real eight-digit code is one with these odds: 0.04%)."""
+    if len(digits) != 8 or not "1990" <= digits[:4] <= "2099":
+        return False
+    try:
+        date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return False
+    return True
+
+
 def extract(
     rule: Rule,
     text: str,
@@ -325,14 +338,15 @@ def extract(
 
     out: dict[str, str | None] = {}
     for name, pattern in rule.extract.items():
-        found = pattern.search(text)
         if name == "code":
-            out["code"] = code_digits(found.group("code")) if found else None
-        else:
-            parsed: date | None = (
-                parse_date_phrase(found.group("date"), language) if found else None
-            )
-            out["effective_date"] = parsed.isoformat() if parsed else None
+            # The first code-shaped number that is not a date ("Stand 20240610. Code: 482913").
+            matches = itertools.islice(pattern.finditer(text), 20)
+            codes = (code_digits(found.group("code")) for found in matches)
+            out["code"] = next((c for c in codes if c and not _is_compact_date(c)), None)
+            continue
+        found = pattern.search(text)
+        parsed: date | None = parse_date_phrase(found.group("date"), language) if found else None
+        out["effective_date"] = parsed.isoformat() if parsed else None
     if rule.kind == "policy_update" and out.get("effective_date") is None:
         found_date = find_effective_date(text, language, sent_on, cues or {})
         out["effective_date"] = found_date.isoformat() if found_date else None
