@@ -20,7 +20,7 @@ from click.testing import CliRunner, Result
 from dovecot import DovecotServer
 
 from watcher.cli import main
-from watcher.sources.imap.authserv import choose_authserv_id
+from watcher.sources.imap.authserv import CONFIDENT_MAILS, choose_authserv_id
 
 ATTACKER = "mx.attacker.example"
 HOME = "mx.home.example"
@@ -200,11 +200,24 @@ def test_init_adds_a_unanimous_id_with_enter(
     dovecot: DovecotServer, dovecot_user: tuple[str, str], tmp_path: Path
 ) -> None:
     user, password = dovecot_user
-    _seed(dovecot, user, "INBOX", [_mail(n, STAMP) for n in range(6)])
+    _seed(dovecot, user, "INBOX", [_mail(n, STAMP) for n in range(CONFIDENT_MAILS)])
     done = run_cli(*_init_args(tmp_path, dovecot, user, password), stdin="\n")
     assert done.exit_code == 0, done.output
     assert f"Add {HOME} to trusted_authserv_ids? [Y/n]" in done.output
     assert _trusted(tmp_path) == [HOME]
+
+
+def test_init_asks_with_default_no_when_few_mails_all_carry_the_id(
+    dovecot: DovecotServer, dovecot_user: tuple[str, str], tmp_path: Path
+) -> None:
+    """Trial 2: six spam mails with a forged header in a new mailbox are "every mail"."""
+    user, password = dovecot_user
+    _seed(dovecot, user, "INBOX", [_mail(n, FORGED) for n in range(6)])
+    done = run_cli(*_init_args(tmp_path, dovecot, user, password), stdin="\n")
+    assert done.exit_code == 0, done.output
+    assert "? [y/N]" in done.output
+    assert "that is few mails" in done.output
+    assert _trusted(tmp_path) == []
 
 
 def test_init_asks_with_default_no_when_some_mail_lacks_the_id(

@@ -101,11 +101,18 @@ def try_login(path: Path, name: str, flag: str) -> None:
     if proposed in trusted:
         click.echo(f"{proposed} ({share}) is already trusted.")
         return
-    if found.unanimous:
+    if found.confident:
         click.echo(
             f"Your server seems to be {proposed}: it added the top-most Authentication-Results "
             f"header to {share}. Trusting it lets meta-watcher verify Meta's mail (DKIM/DMARC "
             "as that server checked it)."
+        )
+    elif found.unanimous:
+        # Every mail, but few: a handful of spam mails with a forged header look the same.
+        click.echo(
+            f"{proposed} is on the top-most Authentication-Results header of {share}; that "
+            "is few mails, and a sender can write this header too: make sure it is your "
+            "server's id (README, 'Authenticity') before you trust it."
         )
     else:
         # Not on every mail: a server stamps each mail it delivers, so check before trusting.
@@ -115,7 +122,7 @@ def try_login(path: Path, name: str, flag: str) -> None:
             "your server's id (README, 'Authenticity') before you trust it."
         )
     # No answer on standard input (None) adds nothing: trust is given, never assumed.
-    agreed = confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.unanimous)
+    agreed = confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.confident)
     if not agreed:
         click.echo(f"Not added; --trusted-authserv-id {proposed} adds it later.")
         return

@@ -36,6 +36,10 @@ RECENT = 50
 # fewer mails than MIN_MAILS, an id says nothing about the server.
 MIN_SHARE = 0.95
 MIN_MAILS = 5
+# init offers to add an id by default (Enter) only when it tops every one of at least this
+# many mails: in a new or quiet mailbox a handful of spam mails with a forged header would
+# otherwise be "every mail".
+CONFIDENT_MAILS = 20
 _FIELD = b"BODY.PEEK[HEADER.FIELDS (AUTHENTICATION-RESULTS)]"
 
 
@@ -121,6 +125,11 @@ class AuthservFinding:
     def unanimous(self) -> bool:
         """True when the proposed id tops every sampled mail."""
         return self.proposed is not None and self.carried_by == self.messages
+
+    @property
+    def confident(self) -> bool:
+        """True when the proposed id tops every one of at least CONFIDENT_MAILS mails."""
+        return self.unanimous and self.messages >= CONFIDENT_MAILS
 
 
 def choose_authserv_id(counts: Counter[str], messages: int) -> str | None:
