@@ -5,14 +5,13 @@ Secrets are resolved where they are used (watcher.sources.credentials)."""
 from __future__ import annotations
 
 import logging
-import re
 from pathlib import Path
 from typing import Annotated, Literal
 
 import platformdirs
 from pydantic import AfterValidator, Field, ValidationInfo, field_validator, model_validator
 
-from watcher.config.values import APP_NAME, Frozen, Seconds, is_loopback
+from watcher.config.values import APP_NAME, Frozen, Seconds, host_problem, is_loopback
 
 log = logging.getLogger(__name__)
 
@@ -135,10 +134,10 @@ class Account(Frozen):
     @field_validator("host")
     @classmethod
     def _host_name(cls, host: str) -> str:
-        # A DNS name (IDN in Unicode allowed), an IPv4 address, or an IPv6 one with or without
-        # brackets: "imap example org" or "imaps://x" are typos to say now, not at connect.
-        if not re.fullmatch(r"[\w.-]+|\[?[0-9A-Fa-f:.]+\]?", host):
-            raise ValueError(f"{host!r} is not a host name (like imap.example.org)")
+        # Typos are said when the config is read, not at connect (values.host_problem).
+        problem = host_problem(host)
+        if problem is not None:
+            raise ValueError(problem)
         return host
 
     @model_validator(mode="after")

@@ -13,7 +13,14 @@ from pydantic import Field, field_validator, model_validator
 
 from watcher.config.accounts import Account, LocalSource, MetaAccount
 from watcher.config.targets import MqttSettings, NotifyTarget
-from watcher.config.values import APP_NAME, MIN_POLL_SECONDS, Frozen, Seconds, package_file
+from watcher.config.values import (
+    APP_NAME,
+    MIN_POLL_SECONDS,
+    Frozen,
+    Seconds,
+    host_problem,
+    package_file,
+)
 
 
 def _default_database() -> Path:
@@ -49,9 +56,7 @@ class Config(Frozen):
     login_retry: Seconds = 3600.0
     mqtt: MqttSettings | None = None
     # Prometheus text endpoint of the daemon, HOST:PORT or PORT (127.0.0.1); off when unset.
-    metrics: str | None = Field(
-        default=None, pattern=r"^(?:\[[0-9A-Fa-f:]+\]:|[A-Za-z0-9.-]+:)?[0-9]{1,5}$"
-    )
+    metrics: str | None = None
     meta_accounts: tuple[MetaAccount, ...] = ()
     source_path: Path | None = Field(default=None, exclude=True)
     demo: bool = Field(default=False, exclude=True)
@@ -70,8 +75,15 @@ class Config(Frozen):
     @field_validator("metrics")
     @classmethod
     def _metrics_port(cls, value: str | None) -> str | None:
-        if value is not None and not 1 <= int(value.rpartition(":")[2]) <= 65535:
+        # HOST:PORT, [IPv6]:PORT or a bare PORT (watcher.daemon.metrics.parse_listen).
+        if value is None:
+            return None
+        host, _, port = value.rpartition(":")
+        if not port.isascii() or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"{value!r}: the port must be 1 to 65535 (like 127.0.0.1:9464)")
+        problem = host_problem(host) if host else None
+        if problem is not None:
+            raise ValueError(f"{problem} (like 127.0.0.1:9464)")
         return value
 
     @model_validator(mode="after")

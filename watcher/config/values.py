@@ -79,3 +79,26 @@ class Frozen(BaseModel):
     """The base of every config model: immutable, and a key it does not know is an error."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+_LABEL = re.compile(r"(?!-)[\w-]{1,63}(?<!-)")  # a DNS label (IDN in Unicode allowed)
+
+
+def host_problem(host: str) -> str | None:
+    """Why *host* is no host name or IP address, as words ending a sentence; None when it is
+    one: a DNS name of labels (letters, digits, hyphens inside; IDN in Unicode), an IPv4
+    address, or an IPv6 one with or without brackets. "imap example org", "imaps://x",
+    "-imap.example.org" and "999.1.1.1" are typos to say when the config is read."""
+    if "://" in host:
+        return f"{host!r} is a URL: give the host name alone (like imap.example.org)"
+    bare = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if ":" in bare or bare.replace(".", "").isdigit():
+        try:
+            ipaddress.ip_address(bare)
+        except ValueError:
+            return f"{host!r} is not an IP address"
+        return None
+    labels = bare[:-1].split(".") if bare.endswith(".") else bare.split(".")
+    if len(bare) > 253 or not all(_LABEL.fullmatch(label) for label in labels):
+        return f"{host!r} is not a host name (like imap.example.org)"
+    return None
