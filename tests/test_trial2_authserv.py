@@ -218,6 +218,9 @@ def test_init_asks_with_default_no_when_few_mails_all_carry_the_id(
     assert "? [y/N]" in done.output
     assert "that is few mails" in done.output
     assert _trusted(tmp_path) == []
+    # The advice works as given (trial 2: "--trusted-authserv-id X adds it later" needed
+    # every other answer again): it names the key and the file.
+    assert f"under trusted_authserv_ids in {tmp_path / 'config.yaml'}" in done.output
 
 
 def test_init_asks_with_default_no_when_some_mail_lacks_the_id(

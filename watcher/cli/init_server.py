@@ -124,7 +124,10 @@ def try_login(path: Path, name: str, flag: str) -> None:
     # No answer on standard input (None) adds nothing: trust is given, never assumed.
     agreed = confirm(f"Add {proposed} to trusted_authserv_ids?", default=found.confident)
     if not agreed:
-        click.echo(f"Not added; --trusted-authserv-id {proposed} adds it later.")
+        click.echo(
+            f"Not added; to trust it later, add {proposed} under trusted_authserv_ids in {path} "
+            "(README, 'Authenticity')."
+        )
         return
     text, added = yamledit.add_trusted_ids(
         path.read_text(encoding="utf-8"), [proposed], f"config file {path}"
