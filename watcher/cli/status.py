@@ -22,10 +22,8 @@ from watcher.cli.options import (
     verbose_option,
 )
 from watcher.kinds import OBJECTION_FORMS, next_step
-from watcher.sources.base import looks_like_junk
 from watcher.store.queries import Reader
-from watcher.store.rows import StatusRow
-from watcher.store.transitions import COVERED_BY
+from watcher.store.rows import COVERED_BY, StatusRow
 
 if TYPE_CHECKING:
     # Not imported to run: the config models are pydantic, and these commands start
@@ -163,6 +161,11 @@ def _spam_folders(store: Reader) -> list[str]:
         "SELECT DISTINCT source, folder FROM messages "
         "WHERE uidvalidity != 0 AND suspicious = 0 AND kind NOT IN ('other', 'unrecognized')"
     )
+    if not rows:
+        return []
+    # Imported only when there are folders to judge: status starts without the sources.
+    from watcher.sources.base import looks_like_junk
+
     return sorted(f"{r[0]}/{r[1]}" for r in rows if looks_like_junk(str(r[1])))
 
 

@@ -6,8 +6,14 @@ import json
 import sqlite3
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from watcher.sources.base import MessageRef, SourceKey
+if TYPE_CHECKING:
+    from watcher.sources.base import MessageRef, SourceKey
+
+# The rule_id of a transition caused by a linked account's acceptance that covers the whole
+# Accounts Center: this prefix, then "<platform>:<address>" of the covering account.
+COVERED_BY = "accounts-center:"
 
 
 @dataclass(frozen=True)
@@ -117,10 +123,15 @@ class MailRow:
     @property
     def key(self) -> SourceKey:
         """Where the mail was when it was recorded."""
+        # Imported here: status and log read rows without the sources.
+        from watcher.sources.base import SourceKey
+
         return SourceKey(self.source, self.identity, self.folder, self.uidvalidity, self.uid)
 
     def ref(self) -> MessageRef:
         """What a source needs to fetch this mail again (MailSource.fetch_original)."""
+        from watcher.sources.base import MessageRef
+
         return MessageRef(self.key, self.message_id, self.sha256)
 
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from watcher.clock import utc_now
 from watcher.pipeline.status import Event, Transition, replay
+from watcher.store.rows import COVERED_BY
 from watcher.store.schema import iso
 
 if TYPE_CHECKING:
@@ -18,9 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# The rule_id of a transition caused by a linked account's acceptance that covers the whole
-# Accounts Center: this prefix, then "<platform>:<address>" of the covering account.
-COVERED_BY = "accounts-center:"
+__all__ = ["COVERED_BY", "TransitionLog"]
 
 
 class TransitionLog:
