@@ -18,7 +18,7 @@ from test_corpus import CORPUS
 from watcher.codes import looks_like_code, mask_code, mask_codes_in
 from watcher.config import package_file
 from watcher.pipeline.rules import load_rules
-from watcher.pipeline.rules.classifier import extract
+from watcher.pipeline.rules.extract import extract
 from watcher.pipeline.rules.text import normalise
 
 # (as written in the mail, the code it stands for)

@@ -51,7 +51,6 @@ from watcher.pipeline.rules.classifier import (
     check_rule,
     classify,
     decide,
-    extract,
     fallback,
     rank,
     requirements_hold,
@@ -59,6 +58,7 @@ from watcher.pipeline.rules.classifier import (
     score_of,
     social_notification,
 )
+from watcher.pipeline.rules.extract import extract
 from watcher.pipeline.rules.language import (
     GATE_MIN_STOP_WORDS,
     LanguageScore,
@@ -76,6 +76,7 @@ from watcher.pipeline.rules.pack import (
     Rule,
     RulePack,
 )
+from watcher.pipeline.rules.search import TextSearch
 from watcher.pipeline.rules.sender import (
     account_of,
     claims_meta,
@@ -87,7 +88,6 @@ from watcher.pipeline.rules.sender import (
     platform_of,
 )
 from watcher.pipeline.rules.text import (
-    TextSearch,
     compile_phrase,
     haystack,
     links_text,

@@ -8,7 +8,8 @@ import unicodedata
 
 from watcher.pipeline.message import Message
 from watcher.pipeline.rules.pack import RulePack
-from watcher.pipeline.rules.text import may_match, normalise
+from watcher.pipeline.rules.search import may_match
+from watcher.pipeline.rules.text import normalise
 
 
 def domain_matches(domain: str, domains: tuple[str, ...]) -> bool:
