@@ -156,6 +156,38 @@ def _requote(text: str, quoted: bool, comment: bool, angle: bool) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+class _Structure:
+    """Where the characters of an address field stand as the parser reads them (RFC 5322
+    §3.2.1-§3.2.4, §3.4): inside a quoted string, a comment (nesting ``depth``) or ``<...>``,
+    and whether the next character is escaped. Fed one character at a time by :meth:`step`."""
+
+    __slots__ = ("angle", "depth", "escaped", "quoted")
+
+    def __init__(self) -> None:
+        self.depth, self.quoted, self.angle, self.escaped = 0, False, False, False
+
+    def step(self, char: str) -> bool:
+        """Move past *char*; True when it is plain text at the top level (not escaped, not
+        in a quoted string or comment, and not one of their delimiters or ``<``/``>``)."""
+        if self.escaped:
+            self.escaped = False
+        elif char == "\\" and (self.quoted or self.depth):
+            self.escaped = True
+        elif self.quoted:
+            self.quoted = char != '"'
+        elif char == "(":
+            self.depth += 1
+        elif self.depth:
+            self.depth -= char == ")"
+        elif char == '"':
+            self.quoted = True
+        elif char in "<>":
+            self.angle = char == "<"
+        else:
+            return True
+        return False
+
+
 def decode_address_words(value: str, defects: list[str], name: str = "header") -> str:
     """Decode the encoded-words of one unfolded address field *value* (From, To, ...) so that
     the address list still parses as written; never raises.
@@ -172,14 +204,12 @@ def decode_address_words(value: str, defects: list[str], name: str = "header") -
         return value
     out: list[str] = []
     budget = MAX_ENCODED_WORDS
-    depth, quoted, angle, escaped = 0, False, False, False
+    where = _Structure()
     start = pos = 0
     size = len(value)
     while pos < size:
         char = value[pos]
-        if escaped:
-            escaped = False
-        elif char == "=" and budget > 0 and value.startswith("=?", pos):
+        if char == "=" and not where.escaped and budget > 0 and value.startswith("=?", pos):
             run = _ENCODED_RUN.match(value, pos)
             if run is not None:
                 words = len(_ENCODED_WORD.findall(run.group(0)))
@@ -192,21 +222,10 @@ def decode_address_words(value: str, defects: list[str], name: str = "header") -
                 budget -= words
                 decoded = decode_encoded_words(run.group(0), defects, name)
                 out.append(value[start:pos])
-                out.append(_requote(decoded, quoted, depth > 0, angle))
+                out.append(_requote(decoded, where.quoted, where.depth > 0, where.angle))
                 start = pos = run.end()
                 continue
-        elif char == "\\" and (quoted or depth):
-            escaped = True
-        elif quoted:
-            quoted = char != '"'
-        elif char == "(":
-            depth += 1
-        elif depth:
-            depth -= char == ")"
-        elif char == '"':
-            quoted = True
-        elif char in "<>":
-            angle = char == "<"
+        where.step(char)
         pos += 1
     out.append(value[start:])
     return "".join(out)
@@ -338,23 +357,10 @@ def parse_addresses(value: str) -> list[tuple[str, str]]:
 def _top_level_commas(value: str) -> int:
     """Commas in an address header value outside quoted strings, comments and <...>: the
     separators between its mailboxes (RFC 5322 §3.4)."""
-    commas, depth, quoted, angle, escaped = 0, 0, False, False, False
+    commas = 0
+    where = _Structure()
     for char in value:
-        if escaped:
-            escaped = False
-        elif char == "\\" and (quoted or depth):
-            escaped = True
-        elif quoted:
-            quoted = char != '"'
-        elif char == "(":
-            depth += 1
-        elif depth:
-            depth -= char == ")"
-        elif char == '"':
-            quoted = True
-        elif char in "<>":
-            angle = char == "<"
-        elif char == "," and not angle:
+        if where.step(char) and char == "," and not where.angle:
             commas += 1
     return commas
 
